@@ -1,0 +1,3 @@
+from next3d.cli import main
+
+main()

@@ -1,0 +1,3 @@
+from next3d.bench import main
+
+main()

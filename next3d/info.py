@@ -1,0 +1,74 @@
+"""`next3d info`: what this installation can do (torch, devices, compiled ops)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+
+import click
+import torch
+
+import next3d
+from torch_utils import custom_ops
+
+# Modules that register compiled ops with `torch_utils.custom_ops.register` on import.
+OP_MODULES = (
+    "torch_utils.ops.bias_act",
+    "torch_utils.ops.upfirdn2d",
+    "torch_utils.ops.fma",
+    "next3d.render.rasterize",
+)
+
+
+def gather(build: bool = True) -> dict:
+    """Facts about this installation as a dict (used by `next3d info` and the benchmarks)."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    missing = []
+    for name in OP_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            missing.append(f"{name}: {exc}")
+    ops = {}
+    if build:
+        dev_types = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        for op, per_dev in custom_ops.load_all(dev_types).items():
+            ops[op] = {dev: ("compiled (" + st.reason + ")" if st.ok else "reference: " + st.reason)
+                       for dev, st in per_dev.items()}
+    return {
+        "next3d": next3d.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_build": torch.version.cuda,
+        "devices": devices,
+        "ops_mode": custom_ops.ops_mode(),
+        "build_cache": str(custom_ops.build_cache_dir()),
+        "ops": ops,
+        "unavailable_modules": missing,
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+@click.option("--no-build", is_flag=True, help="Do not build compiled ops; only report the environment.")
+def info(as_json: bool, no_build: bool):
+    """Show torch version, devices, and which compiled ops built or fell back (and why)."""
+    facts = gather(build=not no_build)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    click.echo(f"next3d {facts['next3d']}  (python {facts['python']}, torch {facts['torch']}, "
+               f"CUDA build {facts['cuda_build'] or 'none'})")
+    click.echo("devices: " + ", ".join(facts["devices"]))
+    click.echo(f"ops mode: {facts['ops_mode']}  (NEXT3D_OPS=ref|auto)")
+    click.echo(f"build cache: {facts['build_cache']}  (NEXT3D_BUILD_CACHE)")
+    if facts["ops"]:
+        click.echo("compiled ops:")
+        for op, per_dev in sorted(facts["ops"].items()):
+            for dev, what in per_dev.items():
+                click.echo(f"  {op:<22} {dev:<5} {what}")
+    for line in facts["unavailable_modules"]:
+        click.echo(f"not importable: {line}")

@@ -1,0 +1,39 @@
+import json
+
+from click.testing import CliRunner
+
+import next3d
+from next3d.cli import main
+
+
+def test_version():
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0
+    assert next3d.__version__ in res.output
+
+
+def test_help_lists_subcommands():
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0
+    assert "info" in res.output and "bench" in res.output
+
+
+def test_info_json_no_build():
+    res = CliRunner().invoke(main, ["info", "--json", "--no-build"])
+    assert res.exit_code == 0, res.output
+    facts = json.loads(res.output)
+    assert facts["next3d"] == next3d.__version__
+    assert facts["devices"][0] == "cpu"
+    assert facts["ops_mode"] in ("auto", "ref")
+
+
+def test_unknown_ops_mode_is_a_clear_error(monkeypatch):
+    from torch_utils import custom_ops
+
+    monkeypatch.setenv("NEXT3D_OPS", "fast")
+    try:
+        custom_ops.ops_mode()
+    except ValueError as exc:
+        assert "NEXT3D_OPS" in str(exc) and "auto" in str(exc)
+    else:
+        raise AssertionError("an unknown NEXT3D_OPS value must be refused")

@@ -1,0 +1,199 @@
+"""The one loader for every compiled op (C++ for the CPU, CUDA for NVIDIA GPUs).
+
+Ops are built lazily, on first use, with `torch.utils.cpp_extension.load` and ninja,
+into a cache folder named by a hash of their sources, the torch version and the
+flags, so a second process reuses the build. When a build is impossible (no
+compiler, no ninja, no CUDA) or fails, the loader says so once, in one line, records
+why, and returns None: callers then use their pure-PyTorch reference.
+
+Environment variables (read, never written):
+  NEXT3D_OPS          `auto` (default) builds and uses compiled ops; `ref` forces the
+                      pure-PyTorch references everywhere.
+  NEXT3D_BUILD_CACHE  where builds are kept (default: $XDG_CACHE_HOME/next3d/ops or
+                      ~/.cache/next3d/ops).
+  NEXT3D_OPS_VERBOSE  `1` prints the compiler's output while building.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+CSRC_DIR = Path(__file__).resolve().parents[1] / "csrc"
+_VALID_MODES = ("auto", "ref")
+
+
+@dataclasses.dataclass(frozen=True)
+class OpStatus:
+    """What happened when an op was asked for."""
+
+    name: str
+    ok: bool
+    reason: str  # "built", "cached", or why it fell back
+    path: Optional[str] = None
+
+
+_status: Dict[str, OpStatus] = {}
+_modules: Dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def ops_mode() -> str:
+    """`auto` or `ref`, from NEXT3D_OPS; an unknown value is an error, not a silent default."""
+    mode = os.environ.get("NEXT3D_OPS", "auto").strip().lower() or "auto"
+    if mode not in _VALID_MODES:
+        raise ValueError(f"NEXT3D_OPS={mode!r} is not understood: expected one of {', '.join(_VALID_MODES)}")
+    return mode
+
+
+def build_cache_dir() -> Path:
+    """The folder that holds compiled ops (NEXT3D_BUILD_CACHE moves it)."""
+    env = os.environ.get("NEXT3D_BUILD_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "next3d" / "ops"
+
+
+def statuses() -> Dict[str, OpStatus]:
+    """Every op asked for so far in this process, with what happened."""
+    return dict(_status)
+
+
+def _why_cannot_build(cuda: bool) -> Optional[str]:
+    from torch.utils import cpp_extension
+
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed (pip install ninja)"
+    cxx = os.environ.get("CXX", "c++")
+    if shutil.which(cxx) is None and shutil.which("g++") is None and shutil.which("clang++") is None:
+        return "no C++ compiler found (install g++ or set CXX)"
+    if cuda:
+        if not torch.cuda.is_available():
+            return "no CUDA device"
+        if cpp_extension.CUDA_HOME is None:
+            return "CUDA toolkit (nvcc) not found; set CUDA_HOME"
+    return None
+
+
+def _source_hash(paths: Sequence[Path], flags: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update(torch.__version__.encode())
+    digest.update(sys.version.encode())
+    digest.update(" ".join(flags).encode())
+    return digest.hexdigest()[:16]
+
+
+def _say(msg: str) -> None:
+    print(f"next3d: {msg}", file=sys.stderr, flush=True)
+
+
+def load_op(
+    name: str,
+    sources: Sequence[str],
+    *,
+    cuda: bool = False,
+    headers: Sequence[str] = (),
+    extra_cflags: Sequence[str] = (),
+    extra_cuda_cflags: Sequence[str] = (),
+) -> Optional[object]:
+    """Build (or reuse) the extension `name` from `sources` and return its module, or None.
+
+    Args:
+        name: unique module name, e.g. ``"bias_act_cpu"``.
+        sources: paths relative to the `csrc/` folder (.cpp, and .cu when `cuda`).
+        cuda: whether the op needs nvcc and a CUDA device.
+        headers: extra files (relative to `csrc/`) that the hash must cover.
+        extra_cflags / extra_cuda_cflags: passed to the compilers.
+
+    Returns None (after saying why, once per process) when the reference must be used.
+    """
+    with _lock:
+        if name in _modules:
+            return _modules[name]
+        if name in _status and not _status[name].ok:
+            return None
+        if ops_mode() == "ref":
+            _status[name] = OpStatus(name, False, "NEXT3D_OPS=ref forces the reference")
+            return None
+        reason = _why_cannot_build(cuda)
+        src_paths = [CSRC_DIR / s for s in sources]
+        hdr_paths = [CSRC_DIR / h for h in headers]
+        missing = [str(p) for p in src_paths + hdr_paths if not p.is_file()]
+        if reason is None and missing:
+            reason = f"sources not found: {', '.join(missing)}"
+        if reason is not None:
+            _status[name] = OpStatus(name, False, reason)
+            _say(f"op '{name}' uses the pure-PyTorch reference: {reason}")
+            return None
+
+        cflags = ["-O3", "-std=c++17", *extra_cflags]
+        cuda_cflags = ["-O3", "--use_fast_math", "-std=c++17", *extra_cuda_cflags]
+        tag = _source_hash(src_paths + hdr_paths, cflags + (cuda_cflags if cuda else []))
+        build_dir = build_cache_dir() / f"{name}_{tag}"
+        cached = any(build_dir.glob(f"{name}*.so")) or any(build_dir.glob(f"{name}*.pyd"))
+        try:
+            build_dir.mkdir(parents=True, exist_ok=True)
+            if not cached:
+                _say(f"building op '{name}' (first use; cached in {build_dir}) ...")
+            from torch.utils import cpp_extension
+
+            module = cpp_extension.load(
+                name=name,
+                sources=[str(p) for p in src_paths],
+                extra_include_paths=[str(CSRC_DIR)],
+                extra_cflags=cflags,
+                extra_cuda_cflags=cuda_cflags if cuda else None,
+                build_directory=str(build_dir),
+                with_cuda=cuda,
+                verbose=os.environ.get("NEXT3D_OPS_VERBOSE", "") == "1",
+            )
+        except Exception as exc:  # any build or import failure falls back, with the reason
+            first = next((ln.strip() for ln in str(exc).splitlines() if "error" in ln.lower()), None)
+            detail = first or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            reason = f"build failed ({detail[:200]}); set NEXT3D_OPS_VERBOSE=1 for the compiler output"
+            _status[name] = OpStatus(name, False, reason)
+            _say(f"op '{name}' uses the pure-PyTorch reference: {reason}")
+            return None
+        _modules[name] = module
+        _status[name] = OpStatus(name, True, "cached" if cached else "built", str(build_dir))
+        return module
+
+
+# Registry used by `next3d info` and the benchmarks: op -> device type -> (module name,
+# loader). The loader takes no arguments and returns the compiled module or None.
+_registry: Dict[str, Dict[str, tuple]] = {}
+
+
+def register(op: str, device_type: str, module_name: str, loader) -> None:
+    """Declare that `op` has a compiled path on `device_type` ("cpu" or "cuda"), built as
+    extension `module_name` by `loader()`."""
+    _registry.setdefault(op, {})[device_type] = (module_name, loader)
+
+
+def registered() -> Dict[str, Dict[str, tuple]]:
+    """Op -> {device type -> (module name, loader)}, for every op module imported so far."""
+    return {k: dict(v) for k, v in _registry.items()}
+
+
+def load_all(device_types: Optional[List[str]] = None) -> Dict[str, Dict[str, OpStatus]]:
+    """Try every registered op on every device type; return op -> device type -> status."""
+    out: Dict[str, Dict[str, OpStatus]] = {}
+    for op, entries in registered().items():
+        for dev, (module_name, loader) in entries.items():
+            if device_types is not None and dev not in device_types:
+                continue
+            loader()
+            out.setdefault(op, {})[dev] = _status.get(module_name) or OpStatus(module_name, False, "not attempted")
+    return out
