@@ -1,0 +1,126 @@
+"""2-D convolution with optional up/downsampling by a FIR filter (StyleGAN2's `conv2d_resample`).
+
+Mathematically: upsample `x` by `up` with filter `f` (gain up**2, as `upsample2d`),
+pad by `padding`, convolve with `w`, then downsample by `down` with `f`. The order of
+the work is chosen for speed (a transposed stride-`up` convolution for upsampling, a
+strided convolution for downsampling, 1x1 kernels moved to the cheaper resolution),
+exactly as StyleGAN2-ADA / StyleGAN3 do, so published weights give the same results.
+
+Shapes: x (N, C_in, H, W); w (C_out, C_in/groups, kh, kw); f from
+`upfirdn2d.setup_filter` or None; output (N, C_out, H*up/down + pad terms, ...).
+Convolutions go through `conv2d_gradfix`, so R1 double backward works.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from torch_utils.misc import ShapeError
+from torch_utils.ops import conv2d_gradfix, upfirdn2d
+
+
+def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
+    """conv2d / conv_transpose2d; `flip_weight=False` flips the kernel (true convolution)."""
+    _, _, kh, kw = w.shape
+    if not flip_weight and (kh > 1 or kw > 1):
+        w = w.flip([2, 3])
+    if transpose:
+        return conv2d_gradfix.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    return conv2d_gradfix.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
+    """Convolve `x` with `w`, upsampling by `up` and/or downsampling by `down` with filter `f`.
+
+    Args:
+        x: (N, C_in, H, W).
+        w: (C_out, C_in // groups, kh, kw), same dtype as x.
+        f: low-pass filter from `setup_filter` (or None: box of size 1).
+        up, down: integer factors >= 1 (same along x and y).
+        padding: int, (x, y) or (x0, x1, y0, y1) padding of the upsampled input.
+        groups: convolution groups.
+        flip_weight: False flips `w` (true convolution); StyleGAN passes ``flip_weight=(up == 1)``.
+        flip_filter: flip `f`.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ShapeError(f"conv2d_resample: x must be a 4-D tensor (N, C, H, W), got {getattr(x, 'shape', type(x))}")
+    if not isinstance(w, torch.Tensor) or w.ndim != 4:
+        raise ShapeError(f"conv2d_resample: w must be a 4-D tensor (C_out, C_in/groups, kh, kw), got {getattr(w, 'shape', type(w))}")
+    if w.dtype != x.dtype:
+        raise ShapeError(f"conv2d_resample: w dtype {w.dtype} must equal x dtype {x.dtype}")
+    for name, v in (("up", up), ("down", down), ("groups", groups)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"conv2d_resample: {name} must be an int >= 1, got {v!r}")
+    out_channels, in_per_group, kh, kw = (int(s) for s in w.shape)
+    if x.shape[1] != in_per_group * groups or out_channels % groups != 0:
+        raise ShapeError(
+            f"conv2d_resample: x has {x.shape[1]} channels but w {tuple(w.shape)} with groups={groups} "
+            f"expects {in_per_group * groups} (and C_out divisible by groups)"
+        )
+    if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2)):
+        raise ShapeError(f"conv2d_resample: f must be None or a 1-D/2-D filter tensor, got {getattr(f, 'shape', type(f))}")
+    fw, fh = upfirdn2d._get_filter_size(f)
+    px0, px1, py0, py1 = upfirdn2d._parse_padding(padding)
+
+    # Padding that centres the filter for the resampling.
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+    pad = [px0, px1, py0, py1]
+
+    # 1x1 kernel, downsampling only: downsample first (fewer pixels to convolve).
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d.upfirdn2d(x, f, down=down, padding=pad, flip_filter=flip_filter)
+        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+
+    # 1x1 kernel, upsampling only: convolve first, then upsample.
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+        return upfirdn2d.upfirdn2d(x, f, up=up, padding=pad, gain=up ** 2, flip_filter=flip_filter)
+
+    # Downsampling only: filter, then a strided convolution.
+    if down > 1 and up == 1:
+        x = upfirdn2d.upfirdn2d(x, f, padding=pad, flip_filter=flip_filter)
+        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+
+    # Upsampling (optionally followed by downsampling): a transposed strided convolution
+    # does the zero insertion and the convolution in one go; the filter follows.
+    if up > 1:
+        if groups == 1:
+            w = w.transpose(0, 1)
+        else:
+            w = w.reshape(groups, out_channels // groups, in_per_group, kh, kw)
+            w = w.transpose(1, 2)
+            w = w.reshape(groups * in_per_group, out_channels // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        # Part of the padding the transposed convolution can absorb itself.
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
+        x = upfirdn2d.upfirdn2d(
+            x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter
+        )
+        if down > 1:
+            x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        return x
+
+    # No resampling and symmetric non-negative padding: one plain convolution.
+    if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+
+    # General case: pad/crop with upfirdn2d, convolve, downsample.
+    x = upfirdn2d.upfirdn2d(x, f if up > 1 else None, up=up, padding=pad, gain=up ** 2, flip_filter=flip_filter)
+    x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+    if down > 1:
+        x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+    return x
