@@ -1,0 +1,383 @@
+"""The project's checkpoint format: JSON configuration + safetensors weights, never pickles.
+
+A checkpoint is one zip file (suggested suffix `.n3d`, members stored uncompressed):
+
+    config.json          {"format": "next3d-checkpoint", "format_version": 1,
+                          "next3d_version": ..., "kind": "generator" | "training",
+                          "generator": GeneratorConfig.to_dict(),
+                          "discriminator": DiscriminatorConfig.to_dict() or null,
+                          "groups": {NAME: {"file": "NAME.safetensors",
+                                            "tensors": {key: [dtype, [shape...]]}}},
+                          "fresh_modules": {NAME: [prefix, ...]},   # deliberately absent weights
+                          "extra": {...}}                           # caller's JSON data
+    G.safetensors        generator state_dict
+    G_ema.safetensors    EMA generator (optional)
+    D.safetensors        discriminator (optional)
+    <other>.safetensors  further tensor groups (e.g. optimiser state) listed in "groups"
+
+A folder holding the same members is read too. Loading checks the format and version,
+that every listed tensor is present with its dtype and shape, and turns a corrupt or
+truncated file into one `CheckpointError` line naming the file. Models are rebuilt from
+the configuration (`build_generator`) and then receive the weights by name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+
+import torch
+
+import next3d
+from next3d.config import ConfigError, DiscriminatorConfig, GeneratorConfig
+
+FORMAT = "next3d-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_MEMBER = "config.json"
+NETWORKS = ("G", "G_ema", "D")
+
+StateDict = Dict[str, torch.Tensor]
+PathLike = Union[str, Path]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model it is loaded into."""
+
+
+@dataclass
+class Checkpoint:
+    """What `load_checkpoint` returns.
+
+    config: the generator configuration. d_config: the discriminator's, or None.
+    state_dicts: group name ("G", "G_ema", "D", ...) -> {tensor name: tensor}.
+    meta: the rest of config.json (format_version, next3d_version, kind, fresh_modules, extra).
+    """
+
+    config: GeneratorConfig
+    state_dicts: Dict[str, StateDict]
+    meta: Dict[str, Any] = field(default_factory=dict)
+    d_config: Optional[DiscriminatorConfig] = None
+    path: Optional[str] = None
+
+
+def _first(items: Sequence[str], count: int = 5) -> str:
+    shown = ", ".join(items[:count])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > count else "")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _as_state_dict(obj: Any, name: str) -> StateDict:
+    if obj is None:
+        return {}
+    sd = obj.state_dict() if isinstance(obj, torch.nn.Module) else obj
+    if not isinstance(sd, Mapping):
+        raise TypeError(f"save_checkpoint: {name} must be a torch.nn.Module or a state dict, got {type(obj).__name__}")
+    out: StateDict = {}
+    for key, value in sd.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"save_checkpoint: {name}['{key}'] is a {type(value).__name__}; only tensors are stored")
+        # Own contiguous CPU copies: safetensors refuses tensors that share memory (tied weights).
+        out[str(key)] = value.detach().to("cpu").contiguous().clone()
+    return out
+
+
+def save_checkpoint(
+    path: PathLike,
+    *,
+    config: GeneratorConfig,
+    G: Any = None,
+    G_ema: Any = None,
+    D: Any = None,
+    d_config: Optional[DiscriminatorConfig] = None,
+    extra: Optional[dict] = None,
+    groups: Optional[Mapping[str, Any]] = None,
+    fresh_modules: Optional[Mapping[str, Sequence[str]]] = None,
+    kind: Optional[str] = None,
+) -> Path:
+    """Write a checkpoint to `path` atomically (a temporary file, then a rename).
+
+    G, G_ema, D: modules or state dicts (any may be None, at least one must be given).
+    d_config: the discriminator's configuration; taken from `D.config` when omitted.
+    extra: JSON-serialisable data kept in config.json (e.g. training progress).
+    groups: further named tensor groups (module or state dict) for later use (optimiser state).
+    fresh_modules: group -> tensor-name prefixes deliberately left out, which
+        `build_generator` initialises freshly instead of reporting them missing.
+    kind: "generator" or "training"; defaults to "training" when D is given.
+    """
+    if not isinstance(config, GeneratorConfig):
+        raise TypeError(f"save_checkpoint: config must be a GeneratorConfig, got {type(config).__name__}")
+    if d_config is None and D is not None:
+        d_config = getattr(D, "config", None)
+    if D is not None and not isinstance(d_config, DiscriminatorConfig):
+        raise ValueError("save_checkpoint: D was given without its DiscriminatorConfig (pass d_config=...)")
+    named = {"G": G, "G_ema": G_ema, "D": D, **dict(groups or {})}
+    tensors = {name: _as_state_dict(obj, name) for name, obj in named.items() if obj is not None}
+    if not tensors:
+        raise ValueError("save_checkpoint: nothing to save (give at least one of G, G_ema, D)")
+    for name in tensors:
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"save_checkpoint: group name '{name}' must be letters, digits and underscores")
+    fresh = {k: [str(p) for p in v] for k, v in (fresh_modules or {}).items()}
+    for name in fresh:
+        if name not in tensors:
+            raise ValueError(f"save_checkpoint: fresh_modules names group '{name}', which is not saved")
+    try:
+        extra_json = json.loads(json.dumps(extra if extra is not None else {}, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_checkpoint: extra must be JSON-serialisable ({exc})") from None
+
+    from safetensors.torch import save as st_save
+
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "next3d_version": next3d.__version__,
+        "kind": kind or ("training" if D is not None else "generator"),
+        "generator": config.to_dict(),
+        "discriminator": d_config.to_dict() if d_config is not None else None,
+        "groups": {
+            name: {"file": f"{name}.safetensors",
+                   "tensors": {k: [_dtype_name(t.dtype), list(t.shape)] for k, t in sd.items()}}
+            for name, sd in tensors.items()
+        },
+        "fresh_modules": fresh,
+        "extra": extra_json,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr(CONFIG_MEMBER, json.dumps(header, indent=2))
+            for name, sd in tensors.items():
+                zf.writestr(f"{name}.safetensors", st_save(sd, metadata={"group": name}))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class _Reader:
+    """Members of a checkpoint zip or folder, with errors that name the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.zip: Optional[zipfile.ZipFile] = None
+        if path.is_dir():
+            return
+        if not path.exists():
+            raise CheckpointError(f"checkpoint {path}: no such file")
+        try:
+            self.zip = zipfile.ZipFile(path, "r")
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            hint = ""
+            with open(path, "rb") as fh:
+                if fh.read(1) == b"\x80":
+                    hint = "; it looks like a pickle: convert published networks with `next3d convert`"
+            raise CheckpointError(f"checkpoint {path}: corrupt, truncated or not a next3d checkpoint "
+                                  f"(not a readable zip archive: {exc}){hint}") from None
+
+    def read(self, member: str) -> bytes:
+        try:
+            if self.zip is None:
+                return (self.path / member).read_bytes()
+            return self.zip.read(member)
+        except (KeyError, FileNotFoundError):
+            raise CheckpointError(f"checkpoint {self.path}: member '{member}' is missing") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint {self.path}: member '{member}' is corrupt or truncated ({exc})") from None
+
+    def close(self):
+        if self.zip is not None:
+            self.zip.close()
+
+
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
+                    groups: Optional[Sequence[str]] = None) -> Checkpoint:
+    """Read a checkpoint written by `save_checkpoint` (zip file or folder).
+
+    device: where the tensors are placed. groups: load only these tensor groups
+    (default: all), e.g. ("G_ema",) for inference.
+    Raises CheckpointError (one line naming the file) for anything unreadable or inconsistent.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    path = Path(path)
+    reader = _Reader(path)
+    try:
+        try:
+            header = json.loads(reader.read(CONFIG_MEMBER).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({exc})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise CheckpointError(f"checkpoint {path}: config.json does not describe a next3d checkpoint "
+                                  f"(format {header.get('format') if isinstance(header, dict) else None!r}, "
+                                  f"expected '{FORMAT}')")
+        version = header.get("format_version")
+        if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+            raise CheckpointError(f"checkpoint {path}: format version {version!r} is not supported by next3d "
+                                  f"{next3d.__version__} (reads versions 1..{FORMAT_VERSION}); upgrade next3d")
+        try:
+            config = GeneratorConfig.from_dict(header.get("generator") or {})
+            d_dict = header.get("discriminator")
+            d_config = DiscriminatorConfig.from_dict(d_dict) if d_dict is not None else None
+        except ConfigError as exc:
+            raise CheckpointError(f"checkpoint {path}: invalid configuration: {exc}") from None
+        index = header.get("groups")
+        if not isinstance(index, dict):
+            raise CheckpointError(f"checkpoint {path}: config.json has no 'groups' index of tensors")
+        wanted = list(index) if groups is None else list(groups)
+        for name in wanted:
+            if name not in index:
+                raise CheckpointError(f"checkpoint {path}: no tensor group '{name}' (has: {', '.join(index) or 'none'})")
+        state_dicts: Dict[str, StateDict] = {}
+        for name in wanted:
+            entry = index[name]
+            member = entry.get("file", f"{name}.safetensors")
+            try:
+                sd = st_load(reader.read(member))
+            except (SafetensorError, ValueError, RuntimeError) as exc:
+                if isinstance(exc, CheckpointError):
+                    raise
+                raise CheckpointError(f"checkpoint {path}: member '{member}' is corrupt ({exc})") from None
+            listed = entry.get("tensors", {})
+            _check_index(path, name, sd, listed)
+            # In the saved (state_dict) order; safetensors itself sorts by name.
+            state_dicts[name] = {k: sd[k].to(device) for k in listed}
+    finally:
+        reader.close()
+    meta = {k: v for k, v in header.items() if k not in ("generator", "discriminator", "groups")}
+    meta.setdefault("fresh_modules", {})
+    meta.setdefault("extra", {})
+    return Checkpoint(config=config, state_dicts=state_dicts, meta=meta, d_config=d_config, path=str(path))
+
+
+def _check_index(path: Path, name: str, sd: StateDict, listed: Dict[str, Any]) -> None:
+    missing = [k for k in listed if k not in sd]
+    unexpected = [k for k in sd if k not in listed]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {_first(missing)}")
+        if unexpected:
+            parts.append(f"unlisted {_first(unexpected)}")
+        raise CheckpointError(f"checkpoint {path}: group '{name}' does not match its index: {'; '.join(parts)}")
+    for key, (dtype, shape) in listed.items():
+        t = sd[key]
+        if _dtype_name(t.dtype) != dtype or list(t.shape) != list(shape):
+            raise CheckpointError(f"checkpoint {path}: tensor {name}['{key}'] is {_dtype_name(t.dtype)} "
+                                  f"{tuple(t.shape)}, the index says {dtype} {tuple(shape)}")
+
+
+def load_weights(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "weights",
+                 allow_missing: Sequence[str] = ()) -> Dict[str, list]:
+    """Copy `state_dict` into `module` by name, refusing any mismatch with a clear message.
+
+    allow_missing: name prefixes that may be absent (they keep the module's fresh values).
+    Returns {"loaded": [...], "fresh": [...]} tensor names.
+    """
+    own = module.state_dict()
+    prefixes = tuple(allow_missing)
+    missing = [k for k in own if k not in state_dict]
+    fresh = [k for k in missing if prefixes and k.startswith(prefixes)]
+    missing = [k for k in missing if k not in fresh]
+    unexpected = [k for k in state_dict if k not in own]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {_first(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors {_first(unexpected)}")
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in state_dict if k in own and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    if wrong:
+        problems.append(f"shape mismatch {_first(wrong, 3)}")
+    if problems:
+        raise CheckpointError(f"{what} do not fit {type(module).__name__}: {'; '.join(problems)}")
+    module.load_state_dict({k: v for k, v in state_dict.items()}, strict=False)
+    return {"loaded": list(state_dict), "fresh": fresh}
+
+
+def _default_factory(module_name: str, class_name: str) -> Callable[[Any], torch.nn.Module]:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(f"{module_name}.{class_name} is not available ({exc}); pass factory=...") from None
+
+
+def _build(config: Any, factory: Callable[[Any], torch.nn.Module], seed: int) -> torch.nn.Module:
+    # Fresh parameters come from `seed`, without disturbing the caller's global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(config)
+
+
+def _resolve(source: Any) -> Any:
+    return load_checkpoint(source) if isinstance(source, (str, Path)) else source
+
+
+def build_generator(source: Union[Checkpoint, GeneratorConfig, PathLike],
+                    factory: Optional[Callable[[GeneratorConfig], torch.nn.Module]] = None, *,
+                    which: Optional[str] = None, device: Union[str, torch.device] = "cpu",
+                    seed: int = 0) -> torch.nn.Module:
+    """Build a generator from a configuration, or from a checkpoint and load its weights.
+
+    factory: callable(GeneratorConfig) -> module; default `next3d.networks.generator.Next3DGenerator`.
+    which: the tensor group to load ("G_ema" when present, else "G").
+    seed: seeds the initialisation of anything the checkpoint does not hold.
+    Returns the module on `device` in eval mode.
+    """
+    source = _resolve(source)
+    factory = factory or _default_factory("next3d.networks.generator", "Next3DGenerator")
+    if isinstance(source, GeneratorConfig):
+        return _build(source, factory, seed).to(device).eval()
+    if not isinstance(source, Checkpoint):
+        raise TypeError(f"build_generator: expected a Checkpoint, GeneratorConfig or path, got {type(source).__name__}")
+    if which is None:
+        which = next((g for g in ("G_ema", "G") if g in source.state_dicts), None)
+        if which is None:
+            raise CheckpointError(f"checkpoint {source.path}: holds no generator weights "
+                                  f"(groups: {', '.join(source.state_dicts) or 'none'})")
+    if which not in source.state_dicts:
+        raise CheckpointError(f"checkpoint {source.path}: no tensor group '{which}' "
+                              f"(has: {', '.join(source.state_dicts) or 'none'})")
+    module = _build(source.config, factory, seed)
+    allow = source.meta.get("fresh_modules", {}).get(which, [])
+    report = load_weights(module, source.state_dicts[which], f"checkpoint {source.path} [{which}]", allow)
+    if report["fresh"]:
+        warnings.warn(f"checkpoint {source.path}: {', '.join(allow)} not in the checkpoint; "
+                      f"initialised freshly (seed {seed})", stacklevel=2)
+    return module.to(device).eval()
+
+
+def build_discriminator(source: Union[Checkpoint, DiscriminatorConfig, PathLike],
+                        factory: Optional[Callable[[DiscriminatorConfig], torch.nn.Module]] = None, *,
+                        device: Union[str, torch.device] = "cpu", seed: int = 0) -> torch.nn.Module:
+    """Like `build_generator` for the discriminator (group "D" and the checkpoint's d_config).
+
+    factory default: `next3d.networks.discriminator.Discriminator`.
+    """
+    source = _resolve(source)
+    factory = factory or _default_factory("next3d.networks.discriminator", "Discriminator")
+    if isinstance(source, DiscriminatorConfig):
+        return _build(source, factory, seed).to(device)
+    if not isinstance(source, Checkpoint):
+        raise TypeError(f"build_discriminator: expected a Checkpoint, DiscriminatorConfig or path, "
+                        f"got {type(source).__name__}")
+    if source.d_config is None or "D" not in source.state_dicts:
+        raise CheckpointError(f"checkpoint {source.path}: holds no discriminator")
+    module = _build(source.d_config, factory, seed)
+    load_weights(module, source.state_dicts["D"], f"checkpoint {source.path} [D]")
+    return module.to(device)
