@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch_utils.misc import assert_shape
 
 DENSITY_ACTIVATIONS = ("softplus", "none")
+DEFAULT_DENSITY_SHIFT = -1.0
 
 
 class Composite(NamedTuple):
@@ -36,17 +37,19 @@ class Composite(NamedTuple):
     weights: torch.Tensor  # (B, N, S - 1, 1) weight of each interval between consecutive samples
 
 
-def activate_density(raw: torch.Tensor, density_activation: str = "softplus") -> torch.Tensor:
+def activate_density(raw: torch.Tensor, density_activation: str = "softplus",
+                     density_shift: float = DEFAULT_DENSITY_SHIFT) -> torch.Tensor:
     """Raw densities -> non-negative densities, as the compositor applies them."""
     if density_activation == "softplus":
-        return F.softplus(raw - 1.0)
+        return F.softplus(raw + density_shift)
     if density_activation == "none":
         return raw
     raise ValueError(f"density_activation: expected one of {DENSITY_ACTIVATIONS}, got {density_activation!r}")
 
 
 def composite(features: torch.Tensor, densities: torch.Tensor, depths: torch.Tensor,
-              density_activation: str = "softplus", white_back: bool = False) -> Composite:
+              density_activation: str = "softplus", white_back: bool = False,
+              density_shift: float = DEFAULT_DENSITY_SHIFT) -> Composite:
     """Alpha-composite samples along rays.
 
     features (B, N, S, C), densities (B, N, S, 1) (raw σ for 'softplus', σ >= 0 for
@@ -65,7 +68,8 @@ def composite(features: torch.Tensor, densities: torch.Tensor, depths: torch.Ten
     features_mid = 0.5 * (features[:, :, :-1] + features[:, :, 1:])
     depths_mid = 0.5 * (depths[:, :, :-1] + depths[:, :, 1:])
     # EG3D averages the raw σ of the two ends before the activation: keep that order.
-    sigma_mid = activate_density(0.5 * (densities[:, :, :-1] + densities[:, :, 1:]), density_activation)
+    sigma_mid = activate_density(0.5 * (densities[:, :, :-1] + densities[:, :, 1:]), density_activation,
+                                 density_shift)
 
     alpha = 1.0 - torch.exp(-sigma_mid * deltas)
     # The 1e-10 keeps the transmittance's gradient finite behind fully opaque samples.

@@ -23,26 +23,29 @@ from torch_utils.misc import assert_shape
 
 def stratified_depths(batch: int, num_rays: int, num_samples: int, ray_start: float, ray_end: float,
                       perturb: bool = True, generator: Optional[torch.Generator] = None, device=None,
-                      dtype=torch.float32) -> torch.Tensor:
+                      dtype=torch.float32, disparity_space: bool = False) -> torch.Tensor:
     """Stratified depths (B, N, S, 1) in [ray_start, ray_end], sorted along S.
 
     [ray_start, ray_end] is cut into S equal bins and one depth drawn uniformly in each
     (`perturb=True`, from `generator` when given) or placed at each bin's centre
-    (`perturb=False`, deterministic).
+    (`perturb=False`, deterministic). With `disparity_space` the bins are equal in
+    disparity 1 / depth instead (denser near the camera).
     """
     if num_samples < 2:
         raise ValueError(f"num_samples: expected at least 2 samples per ray, got {num_samples}")
     if not ray_end > ray_start:
         raise ValueError(f"ray range: expected ray_start < ray_end, got [{ray_start}, {ray_end}]")
-    step = (ray_end - ray_start) / num_samples
-    base = ray_start + step * torch.arange(num_samples, device=device, dtype=dtype)
     shape = (batch, num_rays, num_samples, 1)
     if perturb:
         offset = torch.rand(shape, generator=generator, device=device if generator is None else generator.device,
                             dtype=dtype).to(device)
     else:
         offset = torch.full(shape, 0.5, device=device, dtype=dtype)
-    return base.reshape(1, 1, -1, 1) + step * offset
+    # t in [0, 1]: one sample per equal bin, in ascending order.
+    t = (torch.arange(num_samples, device=device, dtype=dtype).reshape(1, 1, -1, 1) + offset) / num_samples
+    if disparity_space:
+        return 1.0 / ((1.0 - t) / ray_start + t / ray_end)
+    return ray_start + (ray_end - ray_start) * t
 
 
 def smooth_weights(weights: torch.Tensor, floor: float = 0.01) -> torch.Tensor:

@@ -22,7 +22,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from next3d.render.compositor import DENSITY_ACTIVATIONS, composite
+from next3d.render.compositor import DEFAULT_DENSITY_SHIFT, DENSITY_ACTIVATIONS, composite
 from next3d.render.ray_sampler import make_rays, rays_to_image
 from next3d.render.samplers import importance_depths, stratified_depths
 from next3d.render.triplane_coords import DEFAULT_BOX_WARP, sample_planes
@@ -40,7 +40,9 @@ class RenderOptions:
     num_coarse: int = 48  # Stratified samples per ray (first pass).
     num_fine: int = 48  # Importance samples per ray (second pass); 0 = single pass.
     box_warp: float = DEFAULT_BOX_WARP  # Side of the world cube that the planes span.
-    density_activation: str = "softplus"  # 'softplus' = softplus(σ - 1) (EG3D); 'none'.
+    density_activation: str = "softplus"  # 'softplus' = softplus(σ + density_shift) (EG3D); 'none'.
+    density_shift: float = DEFAULT_DENSITY_SHIFT  # Added to raw σ before the softplus.
+    disparity_space: bool = False  # Stratify the coarse samples in disparity instead of depth.
     white_back: bool = False  # Composite over a white background.
     perturb: bool = True  # Jitter the stratified samples inside their bins.
     det: bool = False  # Deterministic importance quantiles instead of random ones.
@@ -96,10 +98,11 @@ class VolumeRenderer(torch.nn.Module):
         rays = origins.shape[1]
 
         depths = stratified_depths(batch, rays, opt.num_coarse, opt.ray_start, opt.ray_end, perturb=opt.perturb,
-                                   generator=generator, device=planes.device, dtype=origins.dtype)
+                                   generator=generator, device=planes.device, dtype=origins.dtype,
+                                   disparity_space=opt.disparity_space)
         feats, sigma = self._decode_along(planes, decoder, origins, dirs, depths, grid_sample)
         if opt.num_fine > 0:
-            coarse = composite(feats, sigma, depths, opt.density_activation, opt.white_back)
+            coarse = composite(feats, sigma, depths, opt.density_activation, opt.white_back, opt.density_shift)
             fine_depths = importance_depths(depths, coarse.weights, opt.num_fine, det=opt.det, generator=generator)
             fine_feats, fine_sigma = self._decode_along(planes, decoder, origins, dirs, fine_depths, grid_sample)
             # Merge both passes in depth order; the composite runs over all samples.
@@ -107,7 +110,7 @@ class VolumeRenderer(torch.nn.Module):
             depths, order = torch.sort(depths, dim=2)
             feats = torch.cat([feats, fine_feats], dim=2).gather(2, order.expand(-1, -1, -1, feats.shape[-1]))
             sigma = torch.cat([sigma, fine_sigma], dim=2).gather(2, order)
-        result = composite(feats, sigma, depths, opt.density_activation, opt.white_back)
+        result = composite(feats, sigma, depths, opt.density_activation, opt.white_back, opt.density_shift)
         return {
             # EG3D hands the super-resolution network features scaled to about (-1, 1).
             "features": result.features * 2.0 - 1.0,

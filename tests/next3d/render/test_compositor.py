@@ -77,3 +77,12 @@ def test_gradients_and_errors():
         composite(torch.rand(1, 2, 4, 3), torch.rand(1, 2, 4, 2), _depths(4, rays=2))
     with pytest.raises(ValueError, match="density_activation"):
         composite(torch.rand(1, 2, 4, 3), torch.rand(1, 2, 4, 1), _depths(4, rays=2), "relu")
+
+
+def test_density_shift():
+    raw = torch.zeros(1, 1, 3, 1)
+    depths, feats = _depths(3), torch.ones(1, 1, 3, 1)
+    w0 = composite(feats, raw, depths, density_shift=0.0).weights[0, 0, 0, 0]
+    w1 = composite(feats, raw, depths).weights[0, 0, 0, 0]
+    assert abs(float(w0) - (1 - math.exp(-math.log(2.0) * 0.5))) < 1e-6  # softplus(0) = ln 2
+    assert abs(float(w1) - (1 - math.exp(-math.log1p(math.exp(-1.0)) * 0.5))) < 1e-6

@@ -70,3 +70,15 @@ def test_importance_uniform_weights_are_spread_and_detached():
     assert_close(fine[0, 0, :, 0], torch.tensor([2.2, 2.4, 2.6, 2.8]), atol=1e-4, name="uniform quantiles")
     with pytest.raises(ShapeError, match="weights"):
         importance_depths(depths, torch.ones(1, 1, 5, 1), 4)
+
+
+def test_disparity_space_stratification():
+    d = stratified_depths(1, 2, 6, 2.0, 4.0, disparity_space=True)
+    assert float(d.min()) >= 2.0 and float(d.max()) <= 4.0
+    assert bool((d[:, :, 1:] >= d[:, :, :-1]).all())
+    centres = stratified_depths(1, 1, 2, 2.0, 4.0, perturb=False, disparity_space=True)[0, 0, :, 0]
+    # Bin centres at t = 1/4, 3/4 of the disparity range 1/2 -> 1/4.
+    assert_close(centres, 1.0 / torch.tensor([0.5 - 0.0625, 0.5 - 0.1875]), name="disparity centres")
+    # Denser near the camera: the first gap is smaller than the last.
+    c = stratified_depths(1, 1, 8, 2.0, 4.0, perturb=False, disparity_space=True)[0, 0, :, 0]
+    assert float(c[1] - c[0]) < float(c[-1] - c[-2])
