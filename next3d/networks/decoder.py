@@ -7,47 +7,21 @@ features = sigmoid(x) * (1 + 2 * 0.001) - 0.001, in (-0.001, 1.001). The view di
 is not used (as in EG3D/Next3D).
 
 Parameter names match the published checkpoint: net.0.weight (64, C), net.0.bias (64,),
-net.2.weight (1+F, 64), net.2.bias (1+F,). Both layers use equalised learning rate:
-weights are stored as N(0, 1 / lr_multiplier^2) and multiplied by lr_multiplier /
-sqrt(fan_in) at run time; biases are multiplied by lr_multiplier.
+net.2.weight (1+F, 64), net.2.bias (1+F,). Both layers are StyleGAN2's equalised-lr
+`FullyConnectedLayer`: weights are stored as N(0, 1 / lr_multiplier^2) and multiplied by lr_multiplier /
+sqrt(fan_in) at run time; biases are multiplied by lr_multiplier (1 in the published model).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Dict
 
 import torch
-import torch.nn.functional as F
 
+from next3d.networks.layers import FullyConnectedLayer
 from torch_utils.misc import assert_shape
 
 FEATURE_PAD = 0.001
-
-
-class EqualizedLinear(torch.nn.Module):
-    """A fully connected layer with equalised learning rate (StyleGAN2's FullyConnectedLayer, linear)."""
-
-    def __init__(self,
-                 in_features: int,  # Input channels.
-                 out_features: int,  # Output channels.
-                 lr_multiplier: float = 1.0,  # Learning-rate multiplier of this layer.
-                 bias_init: float = 0.0):  # Initial bias value.
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        self.lr_multiplier = lr_multiplier
-        self.weight = torch.nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
-        self.bias = torch.nn.Parameter(torch.full((out_features,), float(bias_init)))
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.to(x.dtype) * self.weight_gain
-        bias = self.bias.to(x.dtype) * self.lr_multiplier
-        return torch.addmm(bias.unsqueeze(0), x, weight.t())
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, lr_multiplier={self.lr_multiplier:g}"
 
 
 class TriPlaneDecoder(torch.nn.Module):
@@ -63,9 +37,9 @@ class TriPlaneDecoder(torch.nn.Module):
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels
         self.net = torch.nn.Sequential(
-            EqualizedLinear(in_channels, hidden_channels, lr_multiplier=lr_multiplier),
+            FullyConnectedLayer(in_channels, hidden_channels, lr_multiplier=lr_multiplier),
             torch.nn.Softplus(),
-            EqualizedLinear(hidden_channels, 1 + out_channels, lr_multiplier=lr_multiplier),
+            FullyConnectedLayer(hidden_channels, 1 + out_channels, lr_multiplier=lr_multiplier),
         )
 
     def forward(self, plane_features: torch.Tensor) -> Dict[str, torch.Tensor]:

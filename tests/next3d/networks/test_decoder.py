@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import assert_close
-from next3d.networks.decoder import EqualizedLinear, TriPlaneDecoder
+from next3d.networks.decoder import TriPlaneDecoder
+from next3d.networks.layers import FullyConnectedLayer
 from torch_utils.misc import ShapeError
 
 
@@ -45,8 +46,8 @@ def test_plane_order_does_not_matter_and_errors():
 
 def test_lr_multiplier_keeps_effective_weights():
     torch.manual_seed(0)
-    a = EqualizedLinear(16, 4, lr_multiplier=0.01)
+    a = TriPlaneDecoder(in_channels=16, hidden_channels=4, lr_multiplier=0.01).net[0]
+    assert isinstance(a, FullyConnectedLayer)
     assert 50 < float(a.weight.std()) < 200  # stored weights are N(0, 1/lr^2)
     x = torch.randn(3, 16)
     assert_close(a(x), x @ (a.weight * 0.01 / 4.0).t() + a.bias * 0.01, name="lr multiplier")
-    assert "lr_multiplier=0.01" in repr(a)
