@@ -362,15 +362,29 @@ def build_generator(source: Union[Checkpoint, GeneratorConfig, PathLike],
     return module.to(device).eval()
 
 
+def discriminator_from_config(config: DiscriminatorConfig) -> torch.nn.Module:
+    """`next3d.networks.discriminator.DualDiscriminator` built from a DiscriminatorConfig."""
+    from next3d.networks.discriminator import DualDiscriminator
+
+    return DualDiscriminator(
+        c_dim=config.c_dim, img_resolution=config.img_resolution, img_channels=config.img_channels,
+        mesh_channels=config.mesh_channels, architecture=config.architecture, channel_base=config.channel_base,
+        channel_max=config.channel_max, num_fp16_res=config.num_fp16_res, conv_clamp=config.conv_clamp,
+        cmap_dim=config.cmap_dim, mapping_kwargs={"num_layers": config.mapping_layers},
+        epilogue_kwargs={"mbstd_group_size": config.mbstd_group_size,
+                         "mbstd_num_channels": config.mbstd_num_channels},
+    )
+
+
 def build_discriminator(source: Union[Checkpoint, DiscriminatorConfig, PathLike],
                         factory: Optional[Callable[[DiscriminatorConfig], torch.nn.Module]] = None, *,
                         device: Union[str, torch.device] = "cpu", seed: int = 0) -> torch.nn.Module:
     """Like `build_generator` for the discriminator (group "D" and the checkpoint's d_config).
 
-    factory default: `next3d.networks.discriminator.Discriminator`.
+    factory default: `discriminator_from_config` (the dual discriminator).
     """
     source = _resolve(source)
-    factory = factory or _default_factory("next3d.networks.discriminator", "Discriminator")
+    factory = factory or discriminator_from_config
     if isinstance(source, DiscriminatorConfig):
         return _build(source, factory, seed).to(device)
     if not isinstance(source, Checkpoint):

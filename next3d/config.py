@@ -444,7 +444,7 @@ class DiscriminatorConfig(_Config):
         for key in ("c_dim", "img_channels", "channel_base", "channel_max", "mbstd_num_channels"):
             self._require(getattr(self, key) >= 1, key, "must be positive")
         self._require(self.mesh_channels >= 0, "mesh_channels", "cannot be negative")
-        self._require(self.mapping_layers >= 0, "mapping_layers", "cannot be negative")
+        self._require(self.mapping_layers >= 1, "mapping_layers", "needs at least 1 layer")
         self._require(self.conv_clamp is None or self.conv_clamp > 0, "conv_clamp", "must be positive or null")
 
     @property

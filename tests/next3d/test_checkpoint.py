@@ -156,3 +156,18 @@ def test_folder_layout_and_save_errors(tmp_path, cfg):
         save_checkpoint(tmp_path / "x.n3d", config=cfg, D=TinyNet(None))
     assert not (tmp_path / "x.n3d").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left behind
+
+
+def test_discriminator_round_trip_with_the_real_network(tmp_path, cfg):
+    d_cfg = get_discriminator_preset("tiny")
+    D = build_discriminator(d_cfg, seed=1)
+    assert D.img_channels == d_cfg.in_channels
+    assert D.state_dict()["b64.fromrgb.weight"].shape[1] == 6
+    path = save_checkpoint(tmp_path / "d.n3d", config=cfg, D=D, d_config=d_cfg)
+    D2 = build_discriminator(path, seed=2)
+    for key, value in D.state_dict().items():
+        assert torch.equal(D2.state_dict()[key], value), key
+    img = torch.randn(2, 3, 64, 64)
+    raw = torch.randn(2, 3, 32, 32)
+    c = torch.randn(2, 25)
+    assert torch.equal(D(img, raw, c), D2(img, raw, c))
