@@ -43,6 +43,8 @@ class OpStatus:
 
 _status: Dict[str, OpStatus] = {}
 _modules: Dict[str, object] = {}
+_loaded_status: Dict[str, OpStatus] = {}  # how each loaded module was obtained ("built"/"cached")
+_failed = set()  # ops whose build was impossible or failed: not retried in this process
 _lock = threading.Lock()
 
 
@@ -120,12 +122,15 @@ def load_op(
     Returns None (after saying why, once per process) when the reference must be used.
     """
     with _lock:
-        if name in _modules:
-            return _modules[name]
-        if name in _status and not _status[name].ok:
-            return None
+        # The mode is read on every call (before any cache), so NEXT3D_OPS=ref always wins
+        # and switching back to auto later is not blocked by a remembered "ref" status.
         if ops_mode() == "ref":
             _status[name] = OpStatus(name, False, "NEXT3D_OPS=ref forces the reference")
+            return None
+        if name in _modules:
+            _status[name] = _loaded_status[name]
+            return _modules[name]
+        if name in _status and not _status[name].ok and name in _failed:
             return None
         reason = _why_cannot_build(cuda)
         src_paths = [CSRC_DIR / s for s in sources]
@@ -135,6 +140,7 @@ def load_op(
             reason = f"sources not found: {', '.join(missing)}"
         if reason is not None:
             _status[name] = OpStatus(name, False, reason)
+            _failed.add(name)
             _say(f"op '{name}' uses the pure-PyTorch reference: {reason}")
             return None
 
@@ -164,10 +170,11 @@ def load_op(
             detail = first or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             reason = f"build failed ({detail[:200]}); set NEXT3D_OPS_VERBOSE=1 for the compiler output"
             _status[name] = OpStatus(name, False, reason)
+            _failed.add(name)
             _say(f"op '{name}' uses the pure-PyTorch reference: {reason}")
             return None
         _modules[name] = module
-        _status[name] = OpStatus(name, True, "cached" if cached else "built", str(build_dir))
+        _status[name] = _loaded_status[name] = OpStatus(name, True, "cached" if cached else "built", str(build_dir))
         return module
 
 
