@@ -16,7 +16,9 @@ Conventions (written once, here):
   when every ``e_k`` has the sign of A or is zero; its barycentrics are ``e_k / A``.
   Pixels exactly on an edge shared by two faces are claimed by both; depth, then the face
   index, decides.
-* Ties: at equal (float64) depth the LOWER face index wins.
+* Ties: at equal (float64) depth the LOWER face index wins. "Equal" is exact equality of the
+  interpolated float64 depth: coplanar faces at a nonzero depth may differ in the last bit
+  (their barycentrics round differently), and then the depth decides.
 * Winding: A > 0 is CLOCKWISE as seen on screen (y points down), A < 0 counter-clockwise.
   A proper camera projection (`projection.perspective_from_label`, or any orthographic
   view with a right-handed axis map) shows a mesh's outward faces counter-clockwise when
