@@ -106,8 +106,9 @@ class _FlameGlobals(Mapping):
         self._fixed = dict(numpy_globals())
         for mod in ("copyreg", "copy_reg"):
             self._fixed[(mod, "_reconstructor")] = _safe_reconstructor
-        for mod in ("builtins", "__builtin__"):
-            self._fixed[(mod, "object")] = object
+        for mod in ("builtins", "__builtin__"):  # __builtin__: Python 2 names (and protocol < 3 writers)
+            for name, obj in (("object", object), ("set", set), ("frozenset", frozenset), ("slice", slice)):
+                self._fixed[(mod, name)] = obj
         try:
             from numpy._core.numeric import _frombuffer
         except ImportError:  # numpy < 2
