@@ -174,7 +174,7 @@ class SynthesisBlock(torch.nn.Module):
         conv_clamp: Optional[float] = 256,  # Clamp conv outputs to +-conv_clamp, None = off.
         use_fp16: bool = False,         # Run in float16 (CUDA only; ignored on other devices)?
         fp16_channels_last: bool = False,  # channels_last weights/activations with fp16?
-        fused_modconv_default: object = True,  # Default of forward's fused_modconv; 'inference_only' = fuse in eval.
+        fused_modconv_default: object = "inference_only",  # forward default: True, False, or fuse only in eval.
         **layer_kwargs,                 # Passed to SynthesisLayer (use_noise, activation, ...).
     ):
         if architecture not in ("orig", "skip", "resnet"):
