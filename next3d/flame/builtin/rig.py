@@ -55,7 +55,8 @@ def jaw_weight(mesh: HeadMesh) -> np.ndarray:
     a = 1 / (1 + np.exp(-(y_line - y_eff) / soft))
     b = _smoothstep((z + 0.055) / 0.035)
     c = _smoothstep((y + 0.135) / 0.04)
-    w = a * b * c
+    cap = _smoothstep((0.02 - y) / 0.02)  # exactly zero from the eyes up (the sigmoid tails would leak)
+    w = a * b * c * cap
     pocket = mesh.part == MOUTH
     w[pocket] = 0.5 - 0.5 * mesh.lip_side[pocket] * np.clip(taper[pocket] * 2, 0, 1)
     w[(mesh.part == EYE_L) | (mesh.part == EYE_R)] = 0.0
