@@ -18,6 +18,7 @@ import next3d
 _SUBCOMMANDS = {
     "info": ("next3d.info", "info"),
     "bench": ("next3d.bench", "bench"),
+    "convert": ("next3d.convert.commands", "convert"),
     "flame": ("next3d.flame.commands", "flame"),
 }
 

@@ -1,0 +1,6 @@
+"""Conversion of published EG3D/Next3D network pickles into next3d checkpoints.
+
+`legacy_pickle` reads the pickles without executing anything from them, `name_map` maps
+weights and constructor arguments to the project's names and configuration, `published`
+orchestrates, and `commands` holds the `next3d convert` command.
+"""
