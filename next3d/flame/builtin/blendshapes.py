@@ -26,7 +26,8 @@ class _Ctx:
         self.p = mesh.eval_point
         self.x, self.y, self.z = self.p.T
         self.ax = np.abs(self.x)
-        self.sx = np.sign(self.x)
+        self.sx = np.tanh(self.x / 0.006)  # smooth "which side" (a sign would tear the midline)
+        self.lr = np.sign(self.x)  # hard side selection for one-sided components
         self.side = mesh.lip_side
         self.front = ft.frontness(mesh.phi, 0.85)
         self.eye = (mesh.part == EYE_L) | (mesh.part == EYE_R)
@@ -60,13 +61,20 @@ def _corners(c: _Ctx):
 
 def _brows(c: _Ctx, sign=0):
     w = c.g(0.030, 0.045, 0.018, 0.011, mirror=True)
-    return w if sign == 0 else w * (c.sx == sign)
+    return w if sign == 0 else w * (c.lr == sign)
 
 
 def _lid(c: _Ctx, sign):
     cx, cy = ft.EYE_CENTER[0] * sign, ft.EYE_CENTER[1]
     above = 1 / (1 + np.exp(-(c.y - cy + 0.002) / 0.0025))
     return ft.gauss(c.x, c.y, cx, cy + 0.002, 0.013, 0.008) * c.front * (0.35 + 0.65 * above) * ~c.eye
+
+
+def _part(c: _Ctx):
+    """Upper lip up, lower lip down, decaying away from the mouth line (negative values press/overlap)."""
+    above = np.where(c.side != 0, c.side, np.tanh((c.y - ft.MOUTH_Y) / 0.003))
+    decay = np.exp(-np.abs(c.y - ft.MOUTH_Y) / 0.008)
+    return _lips(c) * np.clip(1 - (c.ax / 0.026) ** 2, 0, 1) * above * decay
 
 
 SHAPES: List[Tuple[str, float, Field]] = [
@@ -83,7 +91,7 @@ SHAPES: List[Tuple[str, float, Field]] = [
     ("nose_tip_tilt", 0.0025, lambda c: c.vec(c.g(0, -0.004, 0.010, 0.008), (0, 1, 0))),
     ("chin_prominence", 0.003, lambda c: c.vec(c.g(0, -0.080, 0.018, 0.014), (0, 0, 1))),
     ("chin_height", 0.003, lambda c: c.vec(c.g(0, -0.085, 0.022, 0.013), (0, -1, 0))),
-    ("chin_width", 0.0025, lambda c: c.vec(c.g(0.015, -0.080, 0.012, 0.014, mirror=True) * c.sx, (1, 0, 0))),
+    ("chin_width", 0.002, lambda c: c.scale(c.g(0, -0.080, 0.022, 0.014), (0, -0.08, 0), (1, 0, 0))),
     ("cheekbones", 0.003, lambda c: c.vec(c.g(0.048, 0.002, 0.013, 0.012, mirror=True), (0, 0, 1)) +
      c.vec(c.g(0.048, 0.002, 0.013, 0.012, mirror=True) * c.sx, (0.6, 0, 0))),
     ("cheek_fullness", 0.003, lambda c: c.vec(c.g(0.040, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0.3))),
@@ -110,7 +118,7 @@ SHAPES: List[Tuple[str, float, Field]] = [
     ("temple_width", 0.003, lambda c: c.vec(c.g3((0.07, 0.05, 0.0), (0.015, 0.025, 0.03)) * c.sx
                                             + c.g3((-0.07, 0.05, 0.0), (0.015, 0.025, 0.03)) * c.sx, (1, 0, 0))),
     ("crown", 0.003, lambda c: c.vec(c.g3((0, 0.127, -0.03), (0.05, 0.03, 0.05)), (0, 1, 0))),
-    ("face_flatness", 0.003, lambda c: c.vec(c.g(0.045, 0.0, 0.02, 0.05, mirror=True), (0, 0, 1))),
+    ("face_flatness", 0.002, lambda c: c.vec(c.g(0.045, 0.0, 0.02, 0.05, mirror=True), (0, 0, 1))),
     ("philtrum_length", 0.002, lambda c: c.vec(c.g(0, -0.025, 0.02, 0.010) * (c.side >= 0), (0, 1, 0))),
     ("nose_tip_width", 0.002, lambda c: c.vec(c.g(0.006, -0.003, 0.006, 0.007, mirror=True) * c.sx, (1, 0, 0))),
     ("nostril_size", 0.002, lambda c: c.vec(c.g(0.012, -0.011, 0.006, 0.006, mirror=True), (0, 0, 1))),
@@ -135,8 +143,8 @@ EXPRESSIONS: List[Tuple[str, float, Field]] = [
     ("lip_pucker", 0.004, lambda c: c.vec(_lips(c), (0, 0, 1)) + c.vec(_lips(c) * c.sx, (-0.5, 0, 0))),
     ("lip_press", 0.002, lambda c: c.vec(_lips(c), (0, 0, -1)) + c.vec(_lips(c) * c.side, (0, -0.5, 0))),
     ("cheek_puff", 0.004, lambda c: c.vec(c.g(0.038, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0.4))),
-    ("smile_left", 0.004, lambda c: c.vec(_corners(c) * (c.sx > 0), (0.6, 1, -0.5))),
-    ("smile_right", 0.004, lambda c: c.vec(_corners(c) * (c.sx < 0), (-0.6, 1, -0.5))),
+    ("smile_left", 0.004, lambda c: c.vec(_corners(c) * (c.lr > 0), (0.6, 1, -0.5))),
+    ("smile_right", 0.004, lambda c: c.vec(_corners(c) * (c.lr < 0), (-0.6, 1, -0.5))),
     ("brow_raise_left", 0.004, lambda c: c.vec(_brows(c, 1), (0, 1, 0.15))),
     ("brow_raise_right", 0.004, lambda c: c.vec(_brows(c, -1), (0, 1, 0.15))),
     ("nose_wrinkle", 0.0025, lambda c: c.vec(c.g(0.010, 0.006, 0.007, 0.008, mirror=True), (0, 1, 0.3))),
@@ -150,7 +158,7 @@ EXPRESSIONS: List[Tuple[str, float, Field]] = [
     ("lip_stretch", 0.003, lambda c: c.vec(_corners(c) * c.sx, (1, 0, -0.3))),
     ("cheek_suck", 0.003, lambda c: c.vec(c.g(0.038, -0.030, 0.012, 0.014, mirror=True) * c.sx, (-1, 0, -0.3))),
     ("nostril_flare", 0.0015, lambda c: c.vec(c.g(0.013, -0.011, 0.005, 0.005, mirror=True) * c.sx, (1, 0, 0))),
-    ("lips_part", 0.003, lambda c: c.vec(_lips(c) * np.clip(1 - (c.ax / 0.026) ** 2, 0, 1) * c.side, (0, 1, 0))),
+    ("lips_part", 0.0025, lambda c: c.vec(_part(c), (0, 1, 0))),
 ]
 
 SHAPE_NAMES = tuple(n for n, _, _ in SHAPES) + tuple(f"random_{i}" for i in range(NUM_RANDOM_SHAPES))

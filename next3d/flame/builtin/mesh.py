@@ -62,9 +62,7 @@ def _skin_faces(index: np.ndarray, lower_index: np.ndarray) -> np.ndarray:
         d, c = index[k + 1], index[k + 1, nxt]
         faces.append(np.stack([a, d, c], 1))
         faces.append(np.stack([a, c, b], 1))
-    fan = faces[0]
-    # Pole fan: from outside (above) the ring runs with +x to the right of the front: (pole, c+1, c) is outward.
-    faces[0] = fan[:, [0, 2, 1]]
+    # Pole fan (pole, c, c+1): it runs each first-ring edge opposite to the quad below it.
     return np.concatenate(faces)
 
 

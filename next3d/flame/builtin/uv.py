@@ -55,10 +55,10 @@ def build_uv(mesh: HeadMesh):
     faces = mesh.faces
     uv_faces = vert_uv[faces].copy()
     num_skin_faces = 2 * cols * (rows - 1) + cols
-    # Pole fan faces: (pole, c+1, c); quads: (a, d, c), (a, c, b) with column c+1 wrapping to the seam copy.
+    # Pole fan faces: (pole, c, c+1); quads: (a, d, c), (a, c, b) with column c+1 wrapping to the seam copy.
     pole_uv = add(np.stack([(uu[:-1] + uu[1:]) / 2, np.full(cols, 1.0 - 0.0)], 1))
     nxt_col = np.arange(1, cols + 1)
-    uv_faces[:cols] = np.stack([pole_uv, grid_ids[0, nxt_col], grid_ids[0, :cols]], 1)
+    uv_faces[:cols] = np.stack([pole_uv, grid_ids[0, :cols], grid_ids[0, nxt_col]], 1)
     for k in range(rows - 1):
         a, b = grid_ids[k, :cols], grid_ids[k, nxt_col]
         d, c = grid_ids[k + 1, :cols], grid_ids[k + 1, nxt_col]
