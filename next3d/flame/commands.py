@@ -105,3 +105,6 @@ def export(out_path, preview, **opts):
 
 
 __all__ = ["flame", "flame_options", "flame_params_from_options", "load_flame_from_options", "FLAME_OPTION_NAMES"]
+
+from next3d.render.commands import make_render_command  # noqa: E402  (the render subcommand)
+flame.add_command(make_render_command(), "render")
