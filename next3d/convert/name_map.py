@@ -190,10 +190,15 @@ def generator_config_from_published(G: PublishedNetwork, flavour: str,
             notes.append(f"head topology {o['head_topology']} (from the published topology buffers)")
         o["front_only_blending"] = bool(front_only_blending)
     else:
-        # The texture planes carry static.channels / 3 channels; the texture generator follows.
+        # No texture, mouth or blending networks: size them like ffhq512 relative to the planes
+        # (256² planes give exactly the published sizes).
         o["texture.resolution"] = static_res
         o["texture.channels"] = static_ch[0] // 3
-        notes.append("EG3D generator: texture, mouth and blending sizes follow the ffhq512 preset scaled to its planes")
+        o["mouth.crop_size"] = max(8, static_res // 4)
+        o["mouth.final_size"] = 4
+        o["mouth.out_resolution"] = static_res
+        o["blending.final_size"] = max(4, static_res // 8)
+        notes.append("EG3D generator: texture, mouth and blending sizes follow ffhq512, scaled to its planes")
 
     try:
         config = get_preset("ffhq512").replace(**o)
