@@ -308,17 +308,21 @@ def load_weights(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
     return {"loaded": list(state_dict), "fresh": fresh}
 
 
-def _default_factory(module_name: str, class_name: str) -> Callable[[Any], torch.nn.Module]:
+def generator_factory() -> Callable[[GeneratorConfig], torch.nn.Module]:
+    """The project's generator class, `next3d.networks.generator.Next3DGenerator(config)`.
+
+    Raises RuntimeError (saying why) when it cannot be imported."""
     import importlib
 
     try:
-        return getattr(importlib.import_module(module_name), class_name)
+        return getattr(importlib.import_module("next3d.networks.generator"), "Next3DGenerator")
     except (ImportError, AttributeError) as exc:
-        raise RuntimeError(f"{module_name}.{class_name} is not available ({exc}); pass factory=...") from None
+        raise RuntimeError(f"next3d.networks.generator.Next3DGenerator is not available ({exc}); "
+                           f"pass factory=...") from None
 
 
-def _build(config: Any, factory: Callable[[Any], torch.nn.Module], seed: int) -> torch.nn.Module:
-    # Fresh parameters come from `seed`, without disturbing the caller's global RNG.
+def build_seeded(config: Any, factory: Callable[[Any], torch.nn.Module], seed: int) -> torch.nn.Module:
+    """`factory(config)` with fresh parameters drawn from `seed`, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(config)
@@ -340,9 +344,9 @@ def build_generator(source: Union[Checkpoint, GeneratorConfig, PathLike],
     Returns the module on `device` in eval mode.
     """
     source = _resolve(source)
-    factory = factory or _default_factory("next3d.networks.generator", "Next3DGenerator")
+    factory = factory or generator_factory()
     if isinstance(source, GeneratorConfig):
-        return _build(source, factory, seed).to(device).eval()
+        return build_seeded(source, factory, seed).to(device).eval()
     if not isinstance(source, Checkpoint):
         raise TypeError(f"build_generator: expected a Checkpoint, GeneratorConfig or path, got {type(source).__name__}")
     if which is None:
@@ -353,7 +357,7 @@ def build_generator(source: Union[Checkpoint, GeneratorConfig, PathLike],
     if which not in source.state_dicts:
         raise CheckpointError(f"checkpoint {source.path}: no tensor group '{which}' "
                               f"(has: {', '.join(source.state_dicts) or 'none'})")
-    module = _build(source.config, factory, seed)
+    module = build_seeded(source.config, factory, seed)
     allow = source.meta.get("fresh_modules", {}).get(which, [])
     report = load_weights(module, source.state_dicts[which], f"checkpoint {source.path} [{which}]", allow)
     if report["fresh"]:
@@ -386,12 +390,12 @@ def build_discriminator(source: Union[Checkpoint, DiscriminatorConfig, PathLike]
     source = _resolve(source)
     factory = factory or discriminator_from_config
     if isinstance(source, DiscriminatorConfig):
-        return _build(source, factory, seed).to(device)
+        return build_seeded(source, factory, seed).to(device)
     if not isinstance(source, Checkpoint):
         raise TypeError(f"build_discriminator: expected a Checkpoint, DiscriminatorConfig or path, "
                         f"got {type(source).__name__}")
     if source.d_config is None or "D" not in source.state_dicts:
         raise CheckpointError(f"checkpoint {source.path}: holds no discriminator")
-    module = _build(source.d_config, factory, seed)
+    module = build_seeded(source.d_config, factory, seed)
     load_weights(module, source.state_dicts["D"], f"checkpoint {source.path} [D]")
     return module.to(device)
