@@ -78,8 +78,9 @@ class Next3DGenerator(torch.nn.Module):
         self.backbone = StyleGAN2Backbone(cfg.z_dim, cfg.c_dim, cfg.w_dim, img_resolution=cfg.static.resolution,
                                           img_channels=cfg.static.channels, mapping_kwargs=mapping_kwargs,
                                           **style_kwargs)
-        self.texture_backbone = StyleGAN2Backbone(cfg.z_dim, cfg.c_dim, cfg.w_dim, img_resolution=cfg.texture.resolution,
-                                                  img_channels=channels, mapping_kwargs=mapping_kwargs, **style_kwargs)
+        self.texture_backbone = StyleGAN2Backbone(cfg.z_dim, cfg.c_dim, cfg.w_dim,
+                                                  img_resolution=cfg.texture.resolution, img_channels=channels,
+                                                  mapping_kwargs=mapping_kwargs, **style_kwargs)
         # The StyleUNets' own mappings are never run (they take the eg3d ws) but are part of
         # the published state_dict.
         self.mouth_backbone = StyleUNet(cfg.z_dim, cfg.c_dim, cfg.w_dim, img_resolution=cfg.mouth.out_resolution,
@@ -257,8 +258,8 @@ class Next3DGenerator(torch.nn.Module):
                 f"img_resolution={self.img_resolution}, neural_rendering_resolution={self.neural_rendering_resolution}")
 
 
-def config_summary(module: Next3DGenerator) -> Dict[str, Any]:
-    """Parameter counts per top-level module (for reports and `next3d info`)."""
+def parameter_counts(module: Next3DGenerator) -> Dict[str, Any]:
+    """Parameter counts per top-level module and in total."""
     counts = {name: sum(p.numel() for p in child.parameters()) for name, child in module.named_children()}
     counts["total"] = sum(counts.values())
     return counts
