@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 import torch
 
 import next3d
-from next3d.config import ConfigError, DiscriminatorConfig, GeneratorConfig
+from next3d.config import ConfigError, DiscriminatorConfig, GeneratorConfig, check_head_topology, topology_hash
 
 FORMAT = "next3d-checkpoint"
 FORMAT_VERSION = 1
@@ -328,6 +328,17 @@ def build_seeded(config: Any, factory: Callable[[Any], torch.nn.Module], seed: i
         return factory(config)
 
 
+def built_head_topology(module: torch.nn.Module) -> Optional[str]:
+    """`topology_hash` of the head model inside a built generator (`module.flame` with
+    faces, uv_faces, uv_coords), or None when it has none."""
+    flame = getattr(module, "flame", None)
+    parts = [getattr(flame, name, None) for name in ("faces", "uv_faces", "uv_coords")]
+    if any(not isinstance(p, torch.Tensor) for p in parts):
+        return None
+    faces, uv_faces, uv_coords = (p.detach().cpu() for p in parts)
+    return topology_hash(faces.numpy(), uv_faces.numpy(), uv_coords.shape[-2])
+
+
 def _resolve(source: Any) -> Any:
     return load_checkpoint(source) if isinstance(source, (str, Path)) else source
 
@@ -358,6 +369,10 @@ def build_generator(source: Union[Checkpoint, GeneratorConfig, PathLike],
         raise CheckpointError(f"checkpoint {source.path}: no tensor group '{which}' "
                               f"(has: {', '.join(source.state_dicts) or 'none'})")
     module = build_seeded(source.config, factory, seed)
+    try:
+        check_head_topology(source.config, built_head_topology(module))
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {source.path}: {exc} (set flame_dir to that head model's folder)") from None
     allow = source.meta.get("fresh_modules", {}).get(which, [])
     report = load_weights(module, source.state_dicts[which], f"checkpoint {source.path} [{which}]", allow)
     if report["fresh"]:

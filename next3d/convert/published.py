@@ -17,8 +17,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from next3d.checkpoint import (CheckpointError, build_seeded, discriminator_from_config, generator_factory, load_weights,
-                               save_checkpoint)
+from next3d.checkpoint import (CheckpointError, build_seeded, built_head_topology, discriminator_from_config,
+                               generator_factory, load_weights, save_checkpoint)
 from next3d.config import ConfigError, DiscriminatorConfig, GeneratorConfig, apply_overrides
 from next3d.convert.legacy_pickle import PublishedNetwork, load_published
 from next3d.convert.name_map import (ConvertError, MappedWeights, detect_flavour, discriminator_config_from_published,
@@ -48,12 +48,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verify(what: str, build: Callable[[], torch.nn.Module], mapped: MappedWeights) -> None:
+def _verify(what: str, build: Callable[[], torch.nn.Module], mapped: MappedWeights) -> torch.nn.Module:
     module = build()
     try:
         load_weights(module, mapped.tensors, what, allow_missing=mapped.fresh_modules)
     except CheckpointError as exc:
         raise ConvertError(str(exc)) from None
+    return module
 
 
 def convert_published(
@@ -125,7 +126,13 @@ def convert_published(
         else:
             for name in ("G_ema", "G"):
                 if name in mapped:
-                    _verify(f"{what} [{name}]", lambda: build_seeded(config, factory, 0), mapped[name])
+                    built = _verify(f"{what} [{name}]", lambda: build_seeded(config, factory, 0), mapped[name])
+            head = built_head_topology(built)
+            if config.head_topology and head and head != config.head_topology:
+                notes.append(f"note: the pickle was trained on head topology {config.head_topology}, but the head "
+                             f"model this configuration loads has {head}: set flame_dir (--set flame_dir=FOLDER) "
+                             f"to the FLAME folder (DECA UV layout) before using the checkpoint")
+            del built
             if "D" in mapped:
                 _verify(f"{what} [D]", lambda: build_seeded(d_config, d_factory or discriminator_from_config, 0),
                         mapped["D"])

@@ -171,3 +171,28 @@ def test_discriminator_round_trip_with_the_real_network(tmp_path, cfg):
     raw = torch.randn(2, 3, 32, 32)
     c = torch.randn(2, 25)
     assert torch.equal(D(img, raw, c), D2(img, raw, c))
+
+
+class HeadNet(TinyNet):
+    """A stand-in generator with a head model inside (module.flame faces / UVs)."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.flame = torch.nn.Module()
+        self.flame.faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+        self.flame.uv_faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+        self.flame.uv_coords = torch.rand(4, 2)
+
+
+def test_head_topology_is_checked_on_build(tmp_path, cfg):
+    from next3d.checkpoint import built_head_topology
+    from next3d.config import topology_hash
+
+    own = topology_hash([[0, 1, 2], [0, 2, 3]], [[0, 1, 2], [0, 2, 3]], 4)
+    assert built_head_topology(HeadNet()) == own and built_head_topology(TinyNet()) is None
+    good = save_checkpoint(tmp_path / "good.n3d", config=cfg.replace(head_topology=own), G=HeadNet())
+    assert isinstance(build_generator(good, factory=HeadNet), HeadNet)
+    other = cfg.replace(head_model="flame", head_topology="sha256:1e10b6214dbd031d")
+    bad = save_checkpoint(tmp_path / "bad.n3d", config=other, G=HeadNet())
+    with pytest.raises(CheckpointError, match=r"head model mismatch: .*sha256:1e10b6214dbd031d.*set flame_dir"):
+        build_generator(bad, factory=HeadNet)

@@ -206,4 +206,5 @@ def pub():
     return types.SimpleNamespace(
         module_src=module_src, published_pickle_bytes=published_pickle_bytes, fake_training_modules=fake_training_modules,
         tiny_generator=tiny_generator, tiny_discriminator=tiny_discriminator, tiny_next3d_tensors=tiny_next3d_tensors,
+        build_network=build_network, rendering_kwargs=RENDERING_KWARGS,
         EasyDict=EasyDict)

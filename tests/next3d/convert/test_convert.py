@@ -194,7 +194,7 @@ def test_published_names_give_the_ffhq512_config(pub):
     shapes = _published_shapes("official_G_state_dict.tsv")
     sd = {k: (torch.zeros(s, dtype=torch.int64) if k in ("faces", "uvfaces") else torch.empty(s, device="meta"))
           for k, s in shapes.items()}
-    rk = dict(pub.tiny_generator.__globals__["RENDERING_KWARGS"], depth_resolution=48, depth_resolution_importance=48,
+    rk = dict(pub.rendering_kwargs, depth_resolution=48, depth_resolution_importance=48,
               image_resolution=512)
     kwargs = dict(z_dim=512, c_dim=25, w_dim=512, img_resolution=512, img_channels=3, sr_num_fp16_res=4,
                   mapping_kwargs={"num_layers": 2}, rendering_kwargs=rk, channel_base=32768, channel_max=512,
@@ -217,3 +217,42 @@ def test_published_names_give_the_ffhq512_config(pub):
     assert abs(counts["decoder"] - 4.3e3) < 0.1e3 and abs(counts["superresolution"] - 1.65e6) < 0.1e6
     assert abs(counts["texture_backbone"] - 28.8e6) < 0.5e6 and abs(counts["backbone"] - 29.0e6) < 0.5e6
     assert abs(counts["mouth_backbone"] - 69.0e6) < 1.5e6 and abs(counts["neural_blending"] - 44.3e6) < 1.5e6
+
+
+def test_round_trip_through_the_real_generator(pub, tmp_path, marker):
+    """A published-format pickle of the project's own tiny generator converts back to the
+    tiny preset, verifies against the real generator and loads with identical tensors."""
+    pytest.importorskip("next3d.networks.generator")
+    from next3d.presets import get_preset
+
+    cfg = get_preset("tiny")
+    G = build_generator(cfg, seed=4)
+    tensors = dict(G.state_dict())
+    # Topology buffers of the head model the generator uses, as the published G carries them.
+    tensors.update({k: v for k, v in pub.tiny_next3d_tensors().items() if k in TOPOLOGY_BUFFERS})
+    tensors.update(faces=G.flame.faces[None], uvfaces=G.flame.uv_faces[None], raw_uvcoords=G.flame.uv_coords[None])
+    rk = dict(pub.rendering_kwargs, depth_resolution=8, depth_resolution_importance=8,
+              image_resolution=64)
+    kwargs = dict(z_dim=32, c_dim=25, w_dim=32, img_resolution=64, img_channels=3, sr_num_fp16_res=0,
+                  mapping_kwargs=pub.EasyDict(num_layers=2), rendering_kwargs=rk, channel_base=1024, channel_max=32,
+                  num_fp16_res=0, conv_clamp=None, topology_path="head_template.obj")
+    children = {"mouth_backbone": dict(in_size=16, final_size=4, img_resolution=32),
+                "neural_blending": dict(in_size=64, final_size=16, img_resolution=64)}
+    with pub.fake_training_modules():
+        net = pub.build_network(
+            "TriPlaneGenerator", tensors, pub.module_src(marker), kwargs, children,
+            attributes={"neural_rendering_resolution": 32})
+        import pickle
+
+        (tmp_path / "own.pkl").write_bytes(pickle.dumps({"G_ema": net}))
+    out = tmp_path / "own.n3d"
+    report = convert_published(tmp_path / "own.pkl", out)
+    assert report.verified
+    ckpt = load_checkpoint(out)
+    assert ckpt.config.replace(head_model="builtin", head_topology=None, front_only_blending=False) == cfg
+    from next3d.checkpoint import built_head_topology
+
+    assert ckpt.config.head_topology == built_head_topology(G)
+    G2 = build_generator(out, seed=9)
+    for key, value in G.state_dict().items():
+        assert torch.equal(G2.state_dict()[key], value), key
