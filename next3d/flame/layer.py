@@ -137,10 +137,11 @@ class FLAME(torch.nn.Module):
                 extra.append(value.to(ref.dtype))
         full_pose = full_pose + torch.cat(extra, dim=1)
 
-        v_shaped = (self.v_template
-                    + torch.einsum("bs,vcs->bvc", shape, self.shapedirs)
-                    + torch.einsum("be,vce->bvc", expression, self.exprdirs))
-        joints_rest = torch.einsum("jv,bvc->bjc", self.j_regressor, v_shaped)
+        # One matmul over the stacked bases: (B, S+E) @ (S+E, V*3).
+        coeffs = torch.cat([shape, expression], dim=1)
+        basis = torch.cat([self.shapedirs, self.exprdirs], dim=2).reshape(-1, coeffs.shape[1])
+        v_shaped = self.v_template + torch.matmul(coeffs, basis.T).view(batch, -1, 3)
+        joints_rest = torch.matmul(self.j_regressor, v_shaped)  # (J, V) @ (B, V, 3) -> (B, J, 3)
         vertices, joints, rot_mats = lbs(full_pose, v_shaped, joints_rest, self.parents, self.lbs_weights,
                                          self.posedirs)
         landmarks = self._landmarks(vertices, rot_mats)

@@ -95,5 +95,6 @@ def lbs(
     posed_joints, transforms = rigid_transforms(rot_mats, joints, parents)
     per_vertex = torch.einsum("vj,bjk->bvk", weights, transforms.reshape(batch, num_joints, 16))
     per_vertex = per_vertex.view(batch, num_verts, 4, 4)
-    verts = torch.matmul(per_vertex[..., :3, :3], v_posed[..., None])[..., 0] + per_vertex[..., :3, 3]
+    # Elementwise product + sum: far faster than B*V tiny 3x3 matmuls.
+    verts = (per_vertex[..., :3, :3] * v_posed[..., None, :]).sum(-1) + per_vertex[..., :3, 3]
     return verts, posed_joints, rot_mats
