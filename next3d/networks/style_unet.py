@@ -207,6 +207,9 @@ class StyleUNet(torch.nn.Module):
                           update_emas=update_emas)
         return self.synthesis(cond, ws, update_emas=update_emas, **synthesis_kwargs)
 
+    def extra_repr(self) -> str:
+        return f"num_ws={self.num_ws}"
+
 
 def mouth_style_unet(z_dim: int = 512, c_dim: int = 25, w_dim: int = 512, **kwargs) -> StyleUNet:
     """Next3D's mouth module: 32-channel 64^2 crop -> 32-channel 256^2."""
