@@ -151,7 +151,6 @@ def test_landmarks_on_surface_with_semantics(flame, neck_yaw):
 
 def test_yaw_contour_follows_silhouette(flame):
     """Turning the head left (+yaw) moves the left-side contour (9..16) towards the face centre."""
-    static = FLAME.__new__(FLAME)
     turned = flame(neck=torch.tensor([[0.0, 0.5, 0.0]]))
     rot = batch_rodrigues(torch.tensor([[0.0, 0.5, 0.0]]))[0]
     # Express landmarks in the head frame: undo the neck rotation about the neck joint.
@@ -162,4 +161,3 @@ def test_yaw_contour_follows_silhouette(flame):
     assert float(moved[10:17].max()) > 0.005  # the side turning away picks silhouette points
     assert float(moved[:8].max()) < 1e-5  # the side facing the camera keeps the static contour
     assert float((head[17:] - rest[17:]).norm(dim=1).max()) < 1e-5
-    del static
