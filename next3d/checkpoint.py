@@ -23,7 +23,6 @@ the configuration (`build_generator`) and then receive the weights by name.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings

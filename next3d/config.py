@@ -19,11 +19,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Literal, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Literal, Optional, Tuple, Union
 
 import numpy as np
 

@@ -106,6 +106,15 @@ def test_verification_against_the_generator(next3d_pkl, tmp_path):
     assert report.verified
     built = build_generator(out, factory=lambda cfg: ShapedNet(shapes))
     assert torch.equal(built.state_dict()["decoder.net.0.weight"], G.state_dict["decoder.net.0.weight"])
+    def with_other_head(cfg):
+        net = ShapedNet(shapes)
+        net.flame = torch.nn.Module()
+        net.flame.faces, net.flame.uv_faces = torch.tensor([[0, 1, 2]]), torch.tensor([[0, 1, 2]])
+        net.flame.uv_coords = torch.rand(3, 2)
+        return net
+
+    report = convert_published(next3d_pkl, None, factory=with_other_head)
+    assert any("set flame_dir" in n and report.config.head_topology in n for n in report.notes)
     wrong = dict(shapes, **{"decoder.net.0.weight": (9, 4)})
     with pytest.raises(ConvertError, match=r"shape mismatch decoder.net.0.weight \(8, 4\) vs model \(9, 4\)"):
         convert_published(next3d_pkl, None, factory=lambda cfg: ShapedNet(wrong))
