@@ -18,7 +18,7 @@ import torch
 from next3d.flame.files import FlameModelData
 from next3d.flame.landmarks import (INNER_LIP_LOWER, INNER_LIP_UPPER, NOSE_TIP, NUM_CONTOUR, vertices_to_landmarks,
                                     yaw_bins)
-from next3d.flame.lbs import batch_rodrigues, lbs
+from next3d.flame.lbs import lbs
 from torch_utils.misc import ShapeError, assert_shape
 
 POSE_SLOTS = ("global", "neck", "jaw", "left_eye", "right_eye")
