@@ -1,7 +1,8 @@
 // CUDA entry point and Python binding of bias_act: validates, guards the device,
 // dispatches on dtype and launches the kernel in bias_act_cuda.cu.
 #include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "bias_act/bias_act.h"
@@ -56,7 +57,7 @@ torch::Tensor bias_act_cuda(torch::Tensor x, torch::Tensor b, torch::Tensor xref
     p.n = x.numel();
     p.size_b = b.numel();
     p.step_b = p.b ? std::max<int64_t>(step, 1) : p.n;
-    void* stream = at::cuda::getCurrentCUDAStream().stream();
+    void* stream = c10::cuda::getCurrentCUDAStream().stream();
     if (x.scalar_type() == at::kHalf) bias_act_cuda_launch<c10::Half>(p, stream);
     else if (x.scalar_type() == at::kFloat) bias_act_cuda_launch<float>(p, stream);
     else bias_act_cuda_launch<double>(p, stream);

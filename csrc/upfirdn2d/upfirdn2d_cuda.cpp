@@ -1,7 +1,8 @@
 // CUDA entry point and Python binding of upfirdn2d: validates, guards the device,
 // dispatches on dtype and launches the kernel in upfirdn2d_cuda.cu.
 #include <torch/extension.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "upfirdn2d/upfirdn2d.h"
@@ -47,7 +48,7 @@ torch::Tensor upfirdn2d_cuda(torch::Tensor x, torch::Tensor f, int64_t up_x, int
     p.flip = flip;
     p.gain = gain;
     if (p.planes == 0) return y;
-    void* stream = at::cuda::getCurrentCUDAStream().stream();
+    void* stream = c10::cuda::getCurrentCUDAStream().stream();
     if (x.scalar_type() == at::kHalf) upfirdn2d_cuda_launch<c10::Half>(p, stream);
     else if (x.scalar_type() == at::kFloat) upfirdn2d_cuda_launch<float>(p, stream);
     else upfirdn2d_cuda_launch<double>(p, stream);
