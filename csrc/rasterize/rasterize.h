@@ -72,7 +72,7 @@ struct FaceSetup {
     int32_t valid;
 };
 
-// Conservative pixel index range of the NDC interval [lo, hi] (one extra pixel each side).
+// Conservative pixel index range of the NDC interval [lo, hi] (rounded outwards), as in the reference.
 RAST_HD void pixel_range(double lo, double hi, int64_t size, int32_t* first, int32_t* last, bool* ok) {
     const double half = static_cast<double>(size) / 2.0;
     double a = (lo + 1.0) * half - 0.5;
@@ -80,8 +80,8 @@ RAST_HD void pixel_range(double lo, double hi, int64_t size, int32_t* first, int
     const double lim_lo = -4.0, lim_hi = static_cast<double>(size) + 4.0;
     a = a < lim_lo ? lim_lo : (a > lim_hi ? lim_hi : a);
     b = b < lim_lo ? lim_lo : (b > lim_hi ? lim_hi : b);
-    const double f = std::floor(a) - 1.0;
-    const double l = std::ceil(b) + 1.0;
+    const double f = std::floor(a);
+    const double l = std::ceil(b);
     *ok = (f <= l) && (l >= 0.0) && (f <= static_cast<double>(size - 1));
     const double fc = f < 0.0 ? 0.0 : (f > size - 1 ? size - 1 : f);
     const double lc = l < 0.0 ? 0.0 : (l > size - 1 ? size - 1 : l);

@@ -262,11 +262,11 @@ def _pixel_range(lo: torch.Tensor, hi: torch.Tensor, size: int):
     """Float64 NDC interval [lo, hi] -> a conservative int64 pixel index range, clamped to the image.
 
     Pixel k has its centre at -1 + (2k + 1) / size, inside [lo, hi] iff
-    (lo + 1) * size / 2 - 0.5 <= k <= (hi + 1) * size / 2 - 0.5. One extra pixel each side
-    absorbs rounding: the exact edge tests decide coverage.
+    (lo + 1) * size / 2 - 0.5 <= k <= (hi + 1) * size / 2 - 0.5. Rounding outwards (floor,
+    ceil) absorbs rounding errors, which are far below a pixel: the exact edge tests decide.
     """
-    first = torch.floor(((lo + 1) * (size / 2) - 0.5).clamp(-4, size + 4)) - 1
-    last = torch.ceil(((hi + 1) * (size / 2) - 0.5).clamp(-4, size + 4)) + 1
+    first = torch.floor(((lo + 1) * (size / 2) - 0.5).clamp(-4, size + 4))
+    last = torch.ceil(((hi + 1) * (size / 2) - 0.5).clamp(-4, size + 4))
     return first.clamp(0, size - 1).long(), last.clamp(0, size - 1).long(), (first <= last) & (last >= 0) & (first <= size - 1)
 
 
