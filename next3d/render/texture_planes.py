@@ -91,7 +91,7 @@ class TexturePlanes:
 class ViewRendering:
     """Per-view results of `render_views` (view-major lists follow the `views` argument).
 
-    features: (B, N, C, R, R) texture features (zero where uncovered).
+    features: (B, N, C, R, R) texture features (zero where uncovered); may be a strided view.
     alphas:   (B, N, 1, R, R) coverage x UV mask (mouth cap = 1 in the front view).
     uv:       (B, N, 2, R, R) rasterised UVs (0 where uncovered or on the mouth cap).
     coverage: (B, N, 1, R, R) 1 where the mesh or mouth cap covers the pixel.
@@ -199,12 +199,18 @@ def render_views(
         x = x.reshape(num_views, batch, res, res, *x.shape[3:]).transpose(0, 1)
         return x.reshape(batch, num_views * res, res, *x.shape[4:])
 
-    grid = batch_major(uv_to_grid(uv)).to(texture.dtype)  # (B, N*R, R, 2)
-    feats = F.grid_sample(texture, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    feats = feats.view(batch, -1, num_views, res, res).transpose(1, 2)  # (B, N, C, R, R)
+    # Mesh pixels are clamped to the texel-centre range (the same as border padding); all other
+    # pixels read far outside the texture, so zeros padding makes their features exactly zero
+    # without a masking pass over the (large) feature tensor.
+    tex_h, tex_w = texture.shape[-2:]
+    limit = torch.tensor([1.0 - 1.0 / tex_w, 1.0 - 1.0 / tex_h], device=device)
+    grid = torch.maximum(torch.minimum(uv_to_grid(uv), limit), -limit)
+    grid = torch.where(mesh_hit[..., None], grid, torch.full_like(grid, -2.0))
+    grid = batch_major(grid).to(texture.dtype)  # (B, N*R, R, 2)
+    feats = F.grid_sample(texture, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    feats = feats.view(batch, -1, num_views, res, res).transpose(1, 2)  # (B, N, C, R, R), a strided view
     mesh_b = batch_major(mesh_hit).view(batch, num_views, 1, res, res)
     cap_b = batch_major(cap_hit).view(batch, num_views, 1, res, res)
-    feats = feats * mesh_b.to(feats.dtype)
 
     if uv_mask is None:
         mask_val = torch.ones(batch, num_views, 1, res, res, device=device)
@@ -227,8 +233,8 @@ def combine_side(features: torch.Tensor, alphas: torch.Tensor, coverage: torch.T
     max of the two. Returns ((B, C, R, R), (B, 1, R, R)).
     """
     weights = alphas + 1e-4 * coverage
-    total = weights.sum(dim=1)
-    feats = (features * weights).sum(dim=1) / total.clamp(min=1e-8)
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-8)  # normalise on 1 channel
+    feats = torch.addcmul(features[:, 1] * weights[:, 1], features[:, 0], weights[:, 0])
     return feats, alphas.max(dim=1).values
 
 
