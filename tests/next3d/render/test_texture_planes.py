@@ -284,3 +284,14 @@ def test_bad_input():
         tp.build_texture_planes(v, faces, uv, uv_faces, None, lms, tex, 0)
     with pytest.raises(ValueError, match=r"uv_coords: expected values in \[0, 1\]"):
         tp.TexturePlaneBuilder(faces, uv + 1, uv_faces, None)
+
+
+def test_time_planes_quick_reports_timings():
+    pytest.importorskip("next3d.flame")
+    from next3d.bench.planes_timing import time_planes
+
+    out = time_planes(["cpu"], quick=True)
+    res = out["results"]["cpu"]
+    assert out["resolution"] == 64 and out["batch"] == 2 and out["views"] == 4
+    assert res["forward_ms"] > 0 and res["forward_ref_raster_ms"] > 0 and res["forward_backward_ms"] > 0
+    assert res["speedup_vs_ref"] == pytest.approx(res["forward_ref_raster_ms"] / res["forward_ms"], rel=0.05)
