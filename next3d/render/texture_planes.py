@@ -140,7 +140,10 @@ def _check_batch_inputs(vertices, landmarks, texture, uv_mask, resolution):
     mouth_region.check_landmarks(landmarks)
     assert_shape(landmarks, [batch, 68, 3], "landmarks")
     if not isinstance(texture, torch.Tensor) or texture.ndim != 4:
-        got = f"{texture.ndim} dimensions {tuple(texture.shape)}" if isinstance(texture, torch.Tensor) else type(texture).__name__
+        if isinstance(texture, torch.Tensor):
+            got = f"{texture.ndim} dimensions {tuple(texture.shape)}"
+        else:
+            got = type(texture).__name__
         raise ShapeError(f"texture: expected 4 dimensions (B, C, H, W), got {got}")
     assert_shape(texture, [batch, None, None, None], "texture")
     if uv_mask is not None and uv_mask.shape[0] not in (1, batch):
@@ -226,7 +229,8 @@ def render_views(
                          coverage=(mesh_b | cap_b).to(feats.dtype), depth=depth)
 
 
-def combine_side(features: torch.Tensor, alphas: torch.Tensor, coverage: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def combine_side(features: torch.Tensor, alphas: torch.Tensor,
+                 coverage: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Combine the +x and -x views (B, 2, C, R, R), alphas/coverage (B, 2, 1, R, R) into one plane.
 
     Features: alpha-weighted mean (coverage-weighted where both alphas are zero); alpha:
