@@ -20,6 +20,7 @@ _SUBCOMMANDS = {
     "bench": ("next3d.bench", "bench"),
     "convert": ("next3d.convert.commands", "convert"),
     "flame": ("next3d.flame.commands", "flame"),
+    "generate": ("next3d.generate_cmd", "generate"),
 }
 
 

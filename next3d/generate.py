@@ -1,0 +1,378 @@
+"""Seeds -> images, depth maps and meshes from a Next3D generator (the library behind
+`next3d generate` and `gen_scripts/gen_samples.py`).
+
+Conventions (as in EG3D's `gen_samples.py`, so a seed means the same thing everywhere):
+
+* z of seed s: `np.random.RandomState(s).randn(z_dim)` (float32), one seed per identity.
+* The mapping is conditioned on the frontal camera of the default orbit
+  (`orbit_label(0, 0)` with the configuration's `avg_camera_radius`/`avg_camera_pivot`):
+  EG3D conditions generation on a fixed frontal pose; only the rendering camera moves.
+* Views: `views` yaws spread evenly over [-yaw_range, +yaw_range] radians at pitch
+  `pitch` (one view = frontal); yaw > 0 shows the subject's left cheek.
+* One FLAME input (shape, expression, pose) drives every seed.
+* Rendering uses deterministic depth samples (bin centres, fixed importance quantiles;
+  see `deterministic_rays`), so a seed gives the same pixels whatever the batch and run.
+
+Per seed, `generate` yields a `SeedOutput`: images (V, 3, H, W) in [-1, 1], depth maps
+(V, 1, R, R) in world units along the ray and, with shapes, raw σ on an N^3 lattice
+covering the renderer's box (side `box_warp`, centred at the world origin;
+`grid[i, j, k]` at x_i, y_j, z_k as in `next3d.render.density_grid`).
+`save_seed_output` writes `seedNNNN.png` (views side by side), `seedNNNN_depth.png` and
+`seedNNNN.ply` (iso-surface of σ at `shape_level`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from torch_utils.misc import assert_shape
+
+RANDOM_PREFIX = "random:"
+MAX_SEED = 2 ** 32 - 1  # np.random.RandomState accepts seeds in [0, 2^32).
+NOISE_MODES = ("const", "random", "none")
+
+
+class GenerateError(ValueError):
+    """A user-facing problem with the generation inputs (seeds, network, options)."""
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_seeds(spec: str) -> List[int]:
+    """'0-3' -> [0, 1, 2, 3]; '1,5,9' -> [1, 5, 9]; mixed '0-2,7' -> [0, 1, 2, 7].
+
+    Ranges are inclusive and ascending; repeated seeds are kept once (first occurrence).
+    Raises GenerateError naming the bad part.
+    """
+    if spec is None or not str(spec).strip():
+        raise GenerateError("seeds: empty; expected e.g. 0-3 or 1,5,9")
+    seeds: List[int] = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if match is None:
+            raise GenerateError(f"seeds: cannot read '{part}' in '{spec}'; expected non-negative integers "
+                                f"and ranges like 0-3 or 1,5,9")
+        lo = int(match.group(1))
+        hi = int(match.group(2)) if match.group(2) is not None else lo
+        if hi < lo:
+            raise GenerateError(f"seeds: range '{part}' runs backwards; write it as {hi}-{lo}")
+        if hi > MAX_SEED:
+            raise GenerateError(f"seeds: {hi} is too large (seeds lie in 0..{MAX_SEED})")
+        if hi - lo >= 1_000_000:
+            raise GenerateError(f"seeds: range '{part}' has {hi - lo + 1} seeds; at most 1000000 per range")
+        seeds.extend(range(lo, hi + 1))
+    return list(dict.fromkeys(seeds))
+
+
+def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
+    """Latents (S, z_dim) float32: row i = np.random.RandomState(seeds[i]).randn(z_dim)."""
+    if not seeds:
+        return torch.zeros(0, z_dim)
+    return torch.from_numpy(np.stack([np.random.RandomState(int(s)).randn(z_dim) for s in seeds])).float()
+
+
+def view_yaws(views: int, yaw_range: float) -> List[float]:
+    """`views` yaws (radians) evenly from -yaw_range to +yaw_range; one view -> [0.0]."""
+    if views < 1:
+        raise GenerateError(f"views: expected at least 1, got {views}")
+    if views == 1:
+        return [0.0]
+    return [float(y) for y in np.linspace(-yaw_range, yaw_range, views)]
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def load_generator(network: str, device: Union[str, torch.device] = "cpu", flame_dir: Optional[str] = None,
+                   init_seed: int = 0) -> torch.nn.Module:
+    """Build a generator in eval mode on `device`.
+
+    network: `random:PRESET` (fresh weights drawn from `init_seed`, deterministic; PRESET
+    one of `next3d.presets.PRESET_NAMES`) or the path of a next3d checkpoint (zip or
+    folder; `G_ema` when present, else `G`). flame_dir: the head model to use (None =
+    the configuration's, i.e. $NEXT3D_FLAME_DIR or the built-in head for presets).
+    Raises GenerateError / CheckpointError / FlameFilesError (all ValueError) with one line.
+    """
+    from next3d.checkpoint import build_generator, load_checkpoint
+    from next3d.presets import PRESET_NAMES, get_preset
+
+    if network.startswith(RANDOM_PREFIX):
+        name = network[len(RANDOM_PREFIX):]
+        if name not in PRESET_NAMES:
+            raise GenerateError(f"network '{network}': unknown preset '{name}' "
+                                f"(valid: {', '.join(RANDOM_PREFIX + p for p in PRESET_NAMES)})")
+        config = get_preset(name)
+        if flame_dir is not None:
+            config = config.replace(flame_dir=str(flame_dir), head_model="flame")
+        return build_generator(config, seed=init_seed, device=device)
+
+    path = Path(network)
+    if not path.exists():
+        raise GenerateError(f"network {path}: no such file or folder (expected a next3d checkpoint, "
+                            f"or random:PRESET)")
+    if path.suffix.lower() == ".pkl":
+        raise GenerateError(f"network {path}: a published pickle cannot be loaded directly; convert it first with "
+                            f"`next3d convert {path} OUT.n3d` and pass OUT.n3d")
+    checkpoint = load_checkpoint(path, groups=None)
+    if flame_dir is not None:
+        checkpoint = dataclasses.replace(checkpoint, config=checkpoint.config.replace(flame_dir=str(flame_dir)))
+    return build_generator(checkpoint, seed=init_seed, device=device)
+
+
+def frontal_label(G: torch.nn.Module, device: Union[str, torch.device] = "cpu") -> torch.Tensor:
+    """The conditioning camera label (1, 25): frontal view of the configuration's orbit."""
+    from next3d.render.cameras import orbit_label
+
+    r = G.config.render
+    return orbit_label(0.0, 0.0, radius=r.avg_camera_radius, pivot=r.avg_camera_pivot, device=device)
+
+
+def view_labels(G: torch.nn.Module, yaws: Sequence[float], pitch: float = 0.0,
+                device: Union[str, torch.device] = "cpu") -> torch.Tensor:
+    """Rendering camera labels (V, 25) on the configuration's orbit at the given yaws."""
+    from next3d.render.cameras import orbit_label
+
+    r = G.config.render
+    return orbit_label(torch.tensor(list(yaws), dtype=torch.float32), float(pitch), radius=r.avg_camera_radius,
+                       pivot=r.avg_camera_pivot, device=device)
+
+
+@contextlib.contextmanager
+def deterministic_rays(G: torch.nn.Module):
+    """Within the block, `G.renderer` samples depths at bin centres and fixed importance
+    quantiles (no random jitter), so renders do not depend on batch composition or RNG."""
+    renderer = G.renderer
+    saved = renderer.options
+    renderer.options = dataclasses.replace(saved, perturb=False, det=True)
+    try:
+        yield
+    finally:
+        renderer.options = saved
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Settings of one generation run (defaults: EG3D/Next3D sampling)."""
+
+    truncation_psi: float = 0.7  # Pull ws towards w_avg: 1 = none, 0 = the average face.
+    truncation_cutoff: Optional[int] = 14  # Truncate only the first N ws of each mapping (None = all).
+    views: int = 3  # Views per seed, yaws spread over [-yaw_range, yaw_range].
+    yaw_range: float = 0.6  # Largest |yaw| in radians.
+    pitch: float = 0.0  # Camera pitch of every view, radians (+ = from above).
+    batch: int = 4  # Largest batch of any network call.
+    noise_mode: str = "const"  # Per-pixel noise of the StyleGAN2 layers: const, random or none.
+    neural_resolution: Optional[int] = None  # Volume-rendering resolution R (None = the generator's).
+    shapes: bool = False  # Also evaluate σ on a lattice for mesh export.
+    shape_res: int = 128  # Lattice points per axis.
+    shape_chunk: int = 1 << 18  # Points per σ query.
+
+    def __post_init__(self):
+        if self.batch < 1:
+            raise GenerateError(f"batch: expected at least 1, got {self.batch}")
+        if self.views < 1:
+            raise GenerateError(f"views: expected at least 1, got {self.views}")
+        if self.noise_mode not in NOISE_MODES:
+            raise GenerateError(f"noise_mode: expected one of {', '.join(NOISE_MODES)}, got {self.noise_mode!r}")
+        if self.shape_res < 2:
+            raise GenerateError(f"shape_res: expected at least 2 lattice points, got {self.shape_res}")
+        if self.neural_resolution is not None and self.neural_resolution < 4:
+            raise GenerateError(f"neural_resolution: expected at least 4, got {self.neural_resolution}")
+
+
+@dataclass(frozen=True)
+class SeedOutput:
+    """What `generate` yields per seed (tensors on the CPU, float32)."""
+
+    seed: int
+    images: torch.Tensor  # (V, 3, H, W) in ~[-1, 1].
+    depths: torch.Tensor  # (V, 1, R, R) depth along the ray, world units.
+    yaws: Tuple[float, ...]  # Camera yaw of each view, radians.
+    depth_range: Tuple[float, float]  # The renderer's (ray_start, ray_end).
+    box_size: float  # Side of the world cube the σ lattice covers (box_warp).
+    sigma_grid: Optional[np.ndarray] = None  # (N, N, N) raw σ, or None without shapes.
+
+
+def _head_mesh(G: torch.nn.Module, flame: Optional[Mapping[str, torch.Tensor]], device) -> Dict[str, torch.Tensor]:
+    """FLAME parameters (batch 1) -> {'vertices' (1, V, 3), 'landmarks' (1, 68, 3)} on `device`."""
+    params = {k: v.to(device) for k, v in (flame or {}).items()}
+    vertices, landmarks = G.head_mesh(params if params else {"jaw": torch.zeros(1, 3, device=device)})
+    if vertices.shape[0] != 1:
+        raise GenerateError(f"flame: expected parameters for one head (batch 1), got batch {vertices.shape[0]}")
+    return {"vertices": vertices, "landmarks": landmarks}
+
+
+def _batched_mesh(mesh: Dict[str, torch.Tensor], count: int) -> Dict[str, torch.Tensor]:
+    return {k: v.expand(count, *v.shape[1:]) for k, v in mesh.items()}
+
+
+@contextlib.contextmanager
+def _rng_scope(seed: int, device: torch.device):
+    """Fork and seed torch's RNG (for noise_mode='random') so runs repeat; the caller's RNG is untouched."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def density_grid(G: torch.nn.Module, ws: torch.Tensor, planes: torch.Tensor, mesh: Dict[str, torch.Tensor],
+                 resolution: int, chunk: int = 1 << 18) -> np.ndarray:
+    """Raw σ (N, N, N) of one generated head on the lattice covering the renderer's box.
+
+    ws (1, num_ws, w_dim), planes (1, 3, C, P, P) from the same synthesis.
+    """
+    from next3d.render.density_grid import evaluate_density_grid
+
+    assert_shape(ws, [1, G.num_ws, G.w_dim], "ws")
+    assert_shape(planes, [1, 3, None, None, None], "planes")
+
+    def query(points: torch.Tensor) -> torch.Tensor:
+        return G.sample_mixed(points, ws, mesh, planes=planes)["sigma"]
+
+    return evaluate_density_grid(query, resolution, box_size=G.config.render.box_warp, centre=(0.0, 0.0, 0.0),
+                                 chunk=chunk, device=planes.device)
+
+
+@torch.no_grad()
+def generate(G: torch.nn.Module, seeds: Sequence[int], flame: Optional[Mapping[str, torch.Tensor]] = None,
+             options: GenerateOptions = GenerateOptions(),
+             on_progress: Optional[Callable[[int], None]] = None) -> Iterator[SeedOutput]:
+    """Generate every seed; yields one `SeedOutput` per seed, in order.
+
+    G: a Next3D generator (its device is used). flame: FLAME parameters for one head
+    (keyword arguments of `FLAME.forward`, batch 1; None = neutral). on_progress(n) is
+    called after each rendered batch with the number of images (views) it produced.
+
+    Seeds are processed in groups of `options.batch`: mapping and planes once per seed,
+    then the group's (seed, view) renders in batches of `options.batch`.
+    """
+    seeds = [int(s) for s in seeds]
+    device = next(G.parameters()).device
+    was_training = G.training
+    G.eval()
+    yaws = view_yaws(options.views, options.yaw_range)
+    views = len(yaws)
+    c_cond = frontal_label(G, device)
+    c_views = view_labels(G, yaws, options.pitch, device)
+    mesh = _head_mesh(G, flame, device)
+    r = G.config.render
+    step = options.batch
+    try:
+        with deterministic_rays(G):
+            for start in range(0, len(seeds), step):
+                group = seeds[start:start + step]
+                with _rng_scope(group[0], device):
+                    yield from _generate_group(G, group, mesh, c_cond, c_views, yaws, options, on_progress,
+                                               (r.ray_start, r.ray_end), r.box_warp)
+    finally:
+        G.train(was_training)
+
+
+def _generate_group(G, group, mesh, c_cond, c_views, yaws, options, on_progress, depth_range, box_size):
+    n, views, step = len(group), len(yaws), options.batch
+    device = c_cond.device
+    z = seeds_to_z(group, G.z_dim).to(device)
+    ws = G.mapping(z, c_cond.expand(n, -1), truncation_psi=options.truncation_psi,
+                   truncation_cutoff=options.truncation_cutoff)
+    kwargs = dict(noise_mode=options.noise_mode)
+    planes = G.synthesize_planes(ws, _batched_mesh(mesh, n), **kwargs)
+
+    # (seed, view) pairs, seed-major; every view reuses its seed's planes.
+    pairs = [(i, v) for i in range(n) for v in range(views)]
+    images: List[torch.Tensor] = []
+    depths: List[torch.Tensor] = []
+    for lo in range(0, len(pairs), step):
+        chunk = pairs[lo:lo + step]
+        si = torch.tensor([p[0] for p in chunk], device=device)
+        vi = torch.tensor([p[1] for p in chunk], device=device)
+        out = G.synthesis(ws[si], c_views[vi], _batched_mesh(mesh, len(chunk)), planes=planes[si],
+                          neural_rendering_resolution=options.neural_resolution, **kwargs)
+        images.append(out["image"].float().cpu())
+        depths.append(out["image_depth"].float().cpu())
+        if on_progress is not None:
+            on_progress(len(chunk))
+    image_all = torch.cat(images).reshape(n, views, *images[0].shape[1:])
+    depth_all = torch.cat(depths).reshape(n, views, *depths[0].shape[1:])
+
+    for i, seed in enumerate(group):
+        grid = None
+        if options.shapes:
+            grid = density_grid(G, ws[i:i + 1], planes[i:i + 1], mesh, options.shape_res, options.shape_chunk)
+        yield SeedOutput(seed=seed, images=image_all[i], depths=depth_all[i], yaws=tuple(yaws),
+                         depth_range=depth_range, box_size=box_size, sigma_grid=grid)
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class SavedSeed:
+    """Files written for one seed, and mesh facts (None without a mesh)."""
+
+    seed: int
+    paths: Tuple[Path, ...]
+    mesh_vertices: Optional[int] = None
+    mesh_faces: Optional[int] = None
+    sigma_range: Optional[Tuple[float, float]] = None
+
+
+def seed_stem(seed: int) -> str:
+    """File-name stem of a seed: 'seed0007'."""
+    return f"seed{int(seed):04d}"
+
+
+def closed_grid(grid: np.ndarray, level: float) -> np.ndarray:
+    """A copy of σ (N, N, N) whose outermost lattice layer lies below `level`, so that the
+    iso-surface closes at the box faces instead of ending in an open rim."""
+    out = np.array(grid, dtype=np.float32, copy=True)
+    floor = np.float32(min(float(level), float(out.min())) - 1.0)
+    out[[0, -1], :, :] = floor
+    out[:, [0, -1], :] = floor
+    out[:, :, [0, -1]] = floor
+    return out
+
+
+def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level: float = 10.0) -> SavedSeed:
+    """Write `seedNNNN.png`, `seedNNNN_depth.png` and (with a σ grid) `seedNNNN.ply` into `out_dir`.
+
+    Depth maps are scaled over the renderer's depth range (near = white, far = black).
+    The mesh is the iso-surface {σ = shape_level} (raw σ; EG3D uses 10 for trained
+    networks) in world coordinates, closed at the box faces.
+    """
+    from next3d.image_io import depth_to_image, save_image, tile_images
+    from next3d.render.density_grid import marching_cubes_to_ply
+
+    out_dir = Path(out_dir)
+    stem = seed_stem(result.seed)
+    near, far = result.depth_range
+    image_path = out_dir / f"{stem}.png"
+    depth_path = out_dir / f"{stem}_depth.png"
+    save_image(tile_images(list(result.images)), image_path)
+    save_image(tile_images([depth_to_image(d, near=near, far=far) for d in result.depths]), depth_path)
+    paths = [image_path, depth_path]
+    if result.sigma_grid is None:
+        return SavedSeed(result.seed, tuple(paths))
+    grid = result.sigma_grid
+    ply_path = out_dir / f"{stem}.ply"
+    n_v, n_f = marching_cubes_to_ply(closed_grid(grid, shape_level), ply_path, level=shape_level,
+                                     box_size=result.box_size)
+    paths.append(ply_path)
+    return SavedSeed(result.seed, tuple(paths), n_v, n_f, (float(grid.min()), float(grid.max())))
+
+
+__all__ = [
+    "GenerateError", "GenerateOptions", "SeedOutput", "SavedSeed", "parse_seeds", "seeds_to_z", "view_yaws",
+    "load_generator", "frontal_label", "view_labels", "deterministic_rays", "density_grid", "generate",
+    "closed_grid", "save_seed_output", "seed_stem",
+]
