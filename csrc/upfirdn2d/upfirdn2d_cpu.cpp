@@ -72,9 +72,27 @@ void run_cpu(const Upfirdn2dParams& p) {
     });
 }
 
-torch::Tensor upfirdn2d_cpu(torch::Tensor x, torch::Tensor f, int64_t up_x, int64_t up_y, int64_t down_x,
-                            int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1,
-                            bool flip, double gain) {
+// The CUDA kernel's algorithm (upfirdn2d_math::pixel per output pixel) run on the CPU,
+// so the tests check the math the GPU uses even on machines without one.
+template <typename T>
+void run_pointwise(const Upfirdn2dParams& p) {
+    const T* x = static_cast<const T*>(p.x);
+    T* y = static_cast<T*>(p.y);
+    const int64_t in_plane = int64_t(p.in_h) * p.in_w;
+    at::parallel_for(0, p.planes * p.out_h, 64, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+            const int64_t plane = r / p.out_h;
+            const int oy = static_cast<int>(r % p.out_h);
+            for (int ox = 0; ox < p.out_w; ++ox) {
+                y[r * p.out_w + ox] = upfirdn2d_math::pixel<T, T>(x + plane * in_plane, p, oy, ox);
+            }
+        }
+    });
+}
+
+torch::Tensor upfirdn2d_cpu_impl(torch::Tensor x, torch::Tensor f, int64_t up_x, int64_t up_y, int64_t down_x,
+                                 int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1,
+                                 bool flip, double gain, bool pointwise) {
     TORCH_CHECK(x.device().is_cpu() && f.device().is_cpu(), "upfirdn2d_cpu: x and f must be CPU tensors");
     TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
                 "upfirdn2d_cpu: x must be float32 or float64, got ", x.scalar_type());
@@ -110,12 +128,28 @@ torch::Tensor upfirdn2d_cpu(torch::Tensor x, torch::Tensor f, int64_t up_x, int6
     p.flip = flip;
     p.gain = gain;
     if (p.planes == 0) return y;
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] { run_cpu<scalar_t>(p); });
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d_cpu", [&] {
+        if (pointwise) run_pointwise<scalar_t>(p);
+        else run_cpu<scalar_t>(p);
+    });
     return y;
+}
+
+torch::Tensor upfirdn2d_cpu(torch::Tensor x, torch::Tensor f, int64_t up_x, int64_t up_y, int64_t down_x,
+                            int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1,
+                            bool flip, double gain) {
+    return upfirdn2d_cpu_impl(x, f, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, flip, gain, false);
+}
+
+torch::Tensor upfirdn2d_cpu_pointwise(torch::Tensor x, torch::Tensor f, int64_t up_x, int64_t up_y, int64_t down_x,
+                                      int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1,
+                                      bool flip, double gain) {
+    return upfirdn2d_cpu_impl(x, f, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1, flip, gain, true);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("upfirdn2d", &upfirdn2d_cpu, "upsample, FIR filter, downsample (CPU)");
+    m.def("upfirdn2d_pointwise", &upfirdn2d_cpu_pointwise, "the CUDA kernel's per-pixel algorithm, on the CPU (tests)");
 }
