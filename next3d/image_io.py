@@ -32,6 +32,10 @@ def _atomic_save(pil: Image.Image, path: PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    # mkstemp creates 0600; give the file the permissions a plain open() would (umask applies).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         pil.save(tmp, format=None if path.suffix else "PNG")
         os.replace(tmp, path)

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -11,6 +13,9 @@ def test_save_load_round_trip(tmp_path):
     assert back.shape == (3, 8, 10)
     assert (back - img).abs().max() <= 1.0 / 127.5 + 1e-6
     assert not list(tmp_path.glob(".tmp-*"))  # atomic write leaves no temporary file
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would create
 
 
 def test_depth_near_is_white():
