@@ -78,4 +78,8 @@ def run(devices: List[str], quick: bool) -> Dict[str, object]:
             entry["face_idx_mismatches"] = int((a.face_idx != b.face_idx).sum())
             entry["coverage"] = round(float(a.mask.float().mean()), 3)
         out[device] = entry
+    # Tri-plane construction end to end (rasterising four views + texture sampling).
+    from next3d.bench.planes_timing import time_planes
+
+    out["texture_planes"] = time_planes(devices, quick)
     return out
