@@ -59,11 +59,12 @@ def _weighted_sum(corner_value, bary, mask):
 
 
 def interpolate(fragments: Fragments, vertex_attrs: torch.Tensor, faces: torch.Tensor,
-                bary: Optional[torch.Tensor] = None) -> torch.Tensor:
+                bary: Optional[torch.Tensor] = None, check_indices: bool = True) -> torch.Tensor:
     """Interpolate per-vertex attributes (B, V, C) or (V, C) -> (B, H, W, C).
 
     `faces` (F, 3) or (B, F, 3) must be the faces given to `rasterize`. `bary` (B, H, W, 3)
-    replaces `fragments.bary` (e.g. from `barycentrics_differentiable`).
+    replaces `fragments.bary` (e.g. from `barycentrics_differentiable`). `check_indices`
+    False skips the index check (a GPU->CPU sync) for faces validated by the caller.
     """
     batch, height, width = _check_fragments(fragments)
     if vertex_attrs.ndim == 2:
@@ -76,7 +77,7 @@ def interpolate(fragments: Fragments, vertex_attrs: torch.Tensor, faces: torch.T
         return vertex_attrs.new_zeros(batch, height, width, channels) + 0 * vertex_attrs.sum()
     mask = fragments.mask
     fid = fragments.face_idx.clamp(min=0).reshape(batch, -1)  # (B, HW)
-    if int(faces_b.max()) >= vertex_attrs.shape[1]:
+    if check_indices and int(faces_b.max()) >= vertex_attrs.shape[1]:
         raise ValueError(f"faces: max index {int(faces_b.max())} but vertex_attrs has "
                          f"V={vertex_attrs.shape[1]} vertices")
     corner_vids = torch.gather(faces_b, 1, fid[..., None].expand(-1, -1, 3))  # (B, HW, 3)
@@ -90,8 +91,12 @@ def interpolate(fragments: Fragments, vertex_attrs: torch.Tensor, faces: torch.T
 
 
 def interpolate_face_attrs(fragments: Fragments, face_attrs: torch.Tensor,
-                           bary: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Interpolate per-face-corner attributes (B, F, 3, C) or (F, 3, C) -> (B, H, W, C)."""
+                           bary: Optional[torch.Tensor] = None, check_indices: bool = True) -> torch.Tensor:
+    """Interpolate per-face-corner attributes (B, F, 3, C) or (F, 3, C) -> (B, H, W, C).
+
+    `check_indices` False skips checking the fragments' face ids against F (a GPU->CPU
+    sync) when the fragments come from rasterising exactly these faces.
+    """
     batch, height, width = _check_fragments(fragments)
     if face_attrs.ndim == 3:
         face_attrs = face_attrs.unsqueeze(0).expand(batch, -1, -1, -1)
@@ -101,7 +106,7 @@ def interpolate_face_attrs(fragments: Fragments, face_attrs: torch.Tensor,
     if face_attrs.shape[1] == 0:
         return face_attrs.new_zeros(batch, height, width, channels) + 0 * face_attrs.sum()
     fid = fragments.face_idx.clamp(min=0).reshape(batch, -1)
-    if int(fid.max()) >= face_attrs.shape[1]:
+    if check_indices and int(fid.max()) >= face_attrs.shape[1]:
         raise ValueError(f"fragments reference face {int(fid.max())} but face_attrs has "
                          f"F={face_attrs.shape[1]} faces")
 

@@ -128,7 +128,8 @@ def _image_hw(image_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
     return hw
 
 
-def _check_inputs(verts_ndc, faces, image_size, front_winding, clip_w, perspective_correct, impl):
+def _check_inputs(verts_ndc, faces, image_size, front_winding, clip_w, perspective_correct, impl,
+                  check_indices=True):
     """Validate and normalise: returns verts (B,V,3) f32, faces (B,F,3) i64 contiguous, H, W, w or None."""
     if impl not in IMPLS:
         raise ValueError(f"impl: expected one of {', '.join(IMPLS)}, got {impl!r}")
@@ -149,7 +150,7 @@ def _check_inputs(verts_ndc, faces, image_size, front_winding, clip_w, perspecti
         assert_shape(faces, [batch, None, 3], "faces")
     if faces.device != verts_ndc.device:
         raise ValueError(f"faces are on {faces.device} but verts_ndc on {verts_ndc.device}")
-    if faces.numel() > 0:
+    if check_indices and faces.numel() > 0:
         lo, hi = int(faces.min()), int(faces.max())
         if lo < 0 or hi >= num_verts:
             bad = hi if hi >= num_verts else lo
@@ -202,6 +203,7 @@ def rasterize(
     clip_w: Optional[torch.Tensor] = None,
     perspective_correct: bool = False,
     impl: str = "auto",
+    check_indices: bool = True,
 ) -> Fragments:
     """Rasterise a batch of triangle meshes given in NDC (see the module docstring).
 
@@ -216,12 +218,17 @@ def rasterize(
         perspective_correct: correct the barycentrics with `clip_w`.
         impl: "auto" (compiled op for the tensors' device when it builds, else the
             reference), "ref", "cpu" (C++) or "cuda".
+        check_indices: raise a clear error for face indices outside [0, V). The check
+            reads the indices back to the host (a GPU->CPU sync); callers whose faces are
+            fixed and validated once (e.g. the tri-plane builder) pass False. Without the
+            check, the compiled kernels skip faces with out-of-range indices (the reference
+            always checks).
 
     Returns:
         Fragments with face_idx (B, H, W), bary (B, H, W, 3), depth (B, H, W).
     """
     verts, faces, height, width, clip_w = _check_inputs(
-        verts_ndc, faces, image_size, front_winding, clip_w, perspective_correct, impl)
+        verts_ndc, faces, image_size, front_winding, clip_w, perspective_correct, impl, check_indices)
     kind, module = _choose_impl(impl, verts.device)
     batch, num_faces = faces.shape[:2]
     if kind == "ref" or num_faces == 0 or verts.shape[1] == 0:

@@ -132,6 +132,11 @@ def check_mesh_inputs(faces: torch.Tensor, uv_coords: torch.Tensor, uv_faces: to
         lo, hi = float(uv_coords.min()), float(uv_coords.max())
         if lo < 0.0 or hi > 1.0:
             raise ValueError(f"uv_coords: expected values in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
+    if check_uv_range and uv_faces.numel():
+        lo, hi = int(uv_faces.min()), int(uv_faces.max())
+        if lo < 0 or hi >= uv_coords.shape[0]:
+            raise ValueError(f"uv_faces: indices must lie in [0, {uv_coords.shape[0] - 1}] (T={uv_coords.shape[0]} "
+                             f"uv coords), got range [{lo}, {hi}]")
 
 
 def _check_batch_inputs(vertices, landmarks, texture, uv_mask, resolution):
@@ -164,6 +169,7 @@ def render_views(
     views: Sequence[str] = ("front", "top", "side_pos_x", "side_neg_x"),
     box_warp: float = DEFAULT_BOX_WARP,
     rasterize_impl: str = "auto",
+    check_indices: bool = True,
 ) -> ViewRendering:
     """Rasterise the mesh in the named views (one batched rasteriser call) and sample the texture.
 
@@ -187,13 +193,15 @@ def render_views(
         ndc = [torch.cat([n, view_ndc(cap_world, VIEW_BY_NAME[name], box_warp) if name == "front" else nan_cap], 1)
                for n, name in zip(ndc, views)]
         all_faces = torch.cat([all_faces, cap_faces + vertices.shape[1]], dim=0)
-    frags = rasterize(torch.cat(ndc, dim=0), all_faces, res, impl=rasterize_impl)  # view-major (N*B, ...)
+    # The index check costs a GPU->CPU sync; callers holding a fixed, validated mesh skip it.
+    frags = rasterize(torch.cat(ndc, dim=0), all_faces, res, impl=rasterize_impl,
+                      check_indices=check_indices)  # view-major (N*B, ...)
 
     # UVs per face corner; cap faces get UV 0 (their features are zeroed below).
     face_uv = uv_coords.detach().float()[uv_faces.long()]  # (F, 3, 2)
     if landmarks is not None:
         face_uv = torch.cat([face_uv, face_uv.new_zeros(cap_faces.shape[0], 3, 2)], dim=0)
-    uv = interpolate_face_attrs(frags, face_uv)  # (N*B, R, R, 2)
+    uv = interpolate_face_attrs(frags, face_uv, check_indices=False)  # (N*B, R, R, 2): ids come from all_faces
     covered = frags.mask
     mesh_hit = covered & (frags.face_idx < num_faces)
     cap_hit = covered & ~mesh_hit
@@ -270,8 +278,8 @@ def build_texture_planes(
         box_warp: the renderer's box size.
         front_only: side and top alphas (and planes) zero; only the front is rasterised.
         rasterize_impl: passed to `rasterize` ("auto", "ref", "cpu", "cuda").
-        check_uv_range: check uv_coords are in [0, 1] (a GPU->CPU sync; a module holding
-            the UV layout checks once and passes False).
+        check_uv_range: check uv_coords are in [0, 1] and face indices are in range
+            (GPU->CPU syncs; a module holding the mesh layout checks once and passes False).
     Returns:
         TexturePlanes(planes (B, 3, C, R, R), alphas (B, 3, 1, R, R)).
     """
@@ -281,7 +289,8 @@ def build_texture_planes(
     res = resolution
     views = ("front",) if front_only else ("front", "top", "side_pos_x", "side_neg_x")
     out = render_views(vertices, faces, uv_coords, uv_faces, uv_mask, landmarks, texture, res,
-                       views=views, box_warp=box_warp, rasterize_impl=rasterize_impl)
+                       views=views, box_warp=box_warp, rasterize_impl=rasterize_impl,
+                       check_indices=check_uv_range)
     if front_only:
         zeros = out.features.new_zeros(batch, 2, channels, res, res)
         planes = torch.cat([out.features, zeros], dim=1)
@@ -317,12 +326,17 @@ class TexturePlaneBuilder(torch.nn.Module):
         self.box_warp = float(box_warp)
         self.front_only = bool(front_only)
         self.rasterize_impl = rasterize_impl
+        # Checked against the vertex count on every call without touching the device.
+        self.max_vertex_index = int(faces.max()) if faces.numel() else -1
         self.register_buffer("faces", faces.long().clone(), persistent=False)
         self.register_buffer("uv_coords", uv_coords.float().clone(), persistent=False)
         self.register_buffer("uv_faces", uv_faces.long().clone(), persistent=False)
         self.register_buffer("uv_mask", None if uv_mask is None else uv_mask.float().clone(), persistent=False)
 
     def forward(self, vertices: torch.Tensor, landmarks: torch.Tensor, texture: torch.Tensor) -> TexturePlanes:
+        if vertices.ndim == 3 and self.max_vertex_index >= vertices.shape[1]:
+            raise ShapeError(f"vertices: the mesh's faces index vertex {self.max_vertex_index}, but vertices "
+                             f"has only V={vertices.shape[1]} (expected the head model this builder was made for)")
         return build_texture_planes(vertices, self.faces, self.uv_coords, self.uv_faces, self.uv_mask, landmarks,
                                     texture, self.resolution, box_warp=self.box_warp, front_only=self.front_only,
                                     rasterize_impl=self.rasterize_impl, check_uv_range=False)

@@ -300,3 +300,17 @@ def test_time_planes_quick_reports_timings():
     assert out["resolution"] == 64 and out["batch"] == 2 and out["views"] == 4
     assert res["forward_ms"] > 0 and res["forward_ref_raster_ms"] > 0 and res["forward_backward_ms"] > 0
     assert res["speedup_vs_ref"] == pytest.approx(res["forward_ref_raster_ms"] / res["forward_ms"], rel=0.05)
+
+
+def test_builder_checks_indices_once_and_refuses_a_smaller_mesh():
+    from next3d.render.texture_planes import TexturePlaneBuilder
+
+    faces = torch.tensor([[0, 1, 2], [1, 3, 2]])
+    uv = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="uv_faces"):
+        TexturePlaneBuilder(faces, uv, torch.tensor([[0, 1, 2], [1, 3, 4]]), None, resolution=8)
+    builder = TexturePlaneBuilder(faces, uv, faces.clone(), None, resolution=8)
+    assert builder.max_vertex_index == 3
+    verts = torch.zeros(1, 3, 3)  # one vertex short of what the faces index
+    with pytest.raises(ShapeError, match="V=3"):
+        builder(verts, torch.zeros(1, 68, 3), torch.zeros(1, 2, 8, 8))
