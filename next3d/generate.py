@@ -168,7 +168,7 @@ class GenerateOptions:
     """Settings of one generation run (defaults: EG3D/Next3D sampling)."""
 
     truncation_psi: float = 0.7  # Pull ws towards w_avg: 1 = none, 0 = the average face.
-    truncation_cutoff: Optional[int] = 14  # Truncate only the first N ws of each mapping (None = all).
+    truncation_cutoff: Optional[int] = 14  # Truncate only the first N of the ws (14 = the eg3d ws; None = all).
     views: int = 3  # Views per seed, yaws spread over [-yaw_range, yaw_range].
     yaw_range: float = 0.6  # Largest |yaw| in radians.
     pitch: float = 0.0  # Camera pitch of every view, radians (+ = from above).

@@ -1,6 +1,6 @@
 """The Next3D generator: the composition of every stage in design §1.
 
-    ws       = mapping(z, c)                         (B, num_ws, w_dim): eg3d ws | texture ws
+    ws       = backbone.mapping(z, c)                (B, num_ws, w_dim): eg3d ws | texture ws
     mesh     = FLAME(flame parameters)               vertices (B, V, 3), landmarks (B, 68, 3)
     texture  = texture_backbone.synthesis(ws_tex)    (B, C, T, T) UV-space neural texture
     dynamic  = texture_planes(mesh, texture)         planes (B, 3, C, P, P), alphas (B, 3, 1, P, P)
@@ -120,16 +120,20 @@ class Next3DGenerator(torch.nn.Module):
 
     def mapping(self, z: torch.Tensor, c: torch.Tensor, truncation_psi: float = 1.0,
                 truncation_cutoff: Optional[int] = None, update_emas: bool = False) -> torch.Tensor:
-        """z (B, z_dim), c (B, 25) -> ws (B, num_ws, w_dim): eg3d ws, then texture ws."""
+        """z (B, z_dim), c (B, 25) -> ws (B, num_ws, w_dim): eg3d ws, then texture ws.
+
+        As published, one network (`backbone.mapping`, its `w_avg`) maps z to a single w
+        broadcast to all num_ws (28) ws; `texture_backbone.mapping` is in the state_dict
+        but never runs. `truncation_cutoff` counts over all ws: 14 truncates the eg3d ws
+        and leaves the texture ws as they are.
+        """
         assert_shape(z, [None, self.z_dim], "z")
         assert_shape(c, [z.shape[0], self.c_dim], "c")
         if self.config.mapping.c_zero:
             c = torch.zeros_like(c)
         c = c * self.config.mapping.c_scale
-        kwargs = dict(truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
-        ws = self.backbone.mapping(z, c, num_ws=self.backbone.num_ws, **kwargs)
-        ws_texture = self.texture_backbone.mapping(z, c, num_ws=self.texture_backbone.num_ws, **kwargs)
-        return torch.cat([ws, ws_texture], dim=1)
+        return self.backbone.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                     update_emas=update_emas, num_ws=self.num_ws)
 
     # ------------------------------------------------------------------ mesh
 

@@ -92,9 +92,8 @@ def test_module_names_and_ws(tiny_g):
     z, c, _ = _inputs(g)
     ws = g.mapping(z, c)
     assert ws.shape == (2, g.num_ws, g.w_dim)
-    # Two mapping networks: the eg3d and texture halves differ.
-    assert not torch.allclose(ws[:, 0], ws[:, -1])
-    assert_close(ws[:, 0], ws[:, g.num_ws_eg3d - 1], name="eg3d ws broadcast")
+    # One mapping network (as published): the same w drives the eg3d and texture halves.
+    assert_close(ws[:, 0], ws[:, -1], name="ws broadcast")
     # Truncation psi = 0 gives w_avg.
     trunc = g.mapping(z, c, truncation_psi=0.0)
     assert_close(trunc[:, 0], g.backbone.mapping.w_avg.expand(2, -1), name="truncation")
