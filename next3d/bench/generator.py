@@ -5,7 +5,7 @@ and each stage's share of the forward time. Stages are the generator's sub-modul
 timed with forward pre/post hooks (CPU: wall clock; CUDA: CUDA events, so no extra
 synchronisation inside the pass):
 
-    mapping   backbone.mapping + texture_backbone.mapping
+    mapping   backbone.mapping (one mapping network drives all 28 ws, as published)
     flame     FLAME layer (parameters -> vertices, landmarks)
     texture   texture_backbone.synthesis (UV neural texture)
     planes    texture_planes (rasterise the mesh, sample the texture into tri-planes)
@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 STAGES: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
-    ("mapping", ("backbone.mapping", "texture_backbone.mapping")),
+    ("mapping", ("backbone.mapping",)),
     ("flame", ("flame",)),
     ("texture", ("texture_backbone.synthesis",)),
     ("planes", ("texture_planes",)),
