@@ -2,7 +2,9 @@
 
 Used whenever no FLAME folder is given. It is generated once, deterministically, into
 `$NEXT3D_BUILTIN_HEAD_DIR` (default `~/.cache/next3d/builtin_head`) under a version
-folder (`v1/`), then loaded by the same loader as real FLAME files.
+folder named by `BUILTIN_VERSION` (`v2-<hash>`: a hash of this package's generator sources,
+so any change to the generator writes a new folder and a stale cache is never used), then
+loaded by the same loader as real FLAME files.
 
 Pieces: `profile` (base skin grid), `features` (nose, brows, eyes, lips, chin, ears),
 `mesh` (lip cut, eyeballs, mouth pocket), `rig` (joints, skinning), `blendshapes`
@@ -12,11 +14,25 @@ Pieces: `profile` (base skin grid), `features` (nose, brows, eyes, lips, chin, e
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import Union
 
-BUILTIN_VERSION = "v1"
+GENERATOR_VERSION = 2  # bump on changes the source hash cannot see (e.g. a dependency's behaviour)
 ENV_BUILTIN_DIR = "NEXT3D_BUILTIN_HEAD_DIR"
+
+
+def generator_hash(source_dir: Union[str, Path, None] = None) -> str:
+    """Hash (12 hex digits) of the generator: its version constant and every `.py` file of
+    `source_dir` (default: this package)."""
+    h = hashlib.sha256(f"next3d builtin head v{GENERATOR_VERSION}".encode())
+    for path in sorted(Path(source_dir or Path(__file__).parent).glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return h.hexdigest()[:12]
+
+
+BUILTIN_VERSION = f"v{GENERATOR_VERSION}-{generator_hash()}"
 
 
 def builtin_cache_root() -> Path:

@@ -11,10 +11,11 @@ Component lists (index: name) are `SHAPE_NAMES` and `EXPRESSION_NAMES`.
 
 from __future__ import annotations
 
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from next3d.flame.builtin import eyelids
 from next3d.flame.builtin import features as ft
 from next3d.flame.builtin.mesh import EYE_L, EYE_R, MOUTH, HeadMesh
 
@@ -33,6 +34,7 @@ class _Ctx:
         self.eye = (mesh.part == EYE_L) | (mesh.part == EYE_R)
         self.pocket = mesh.part == MOUTH
         self.head = 1 / (1 + np.exp(-(self.y + 0.105) / 0.01))  # above the neck
+        self.mesh = mesh
 
     def g(self, cx, cy, sx, sy, mirror=False):
         out = ft.gauss(self.x, self.y, cx, cy, sx, sy)
@@ -65,16 +67,20 @@ def _brows(c: _Ctx, sign=0):
 
 
 def _lid(c: _Ctx, sign):
-    cx, cy = ft.EYE_CENTER[0] * sign, ft.EYE_CENTER[1]
-    above = 1 / (1 + np.exp(-(c.y - cy + 0.002) / 0.0025))
-    return ft.gauss(c.x, c.y, cx, cy + 0.002, 0.013, 0.008) * c.front * (0.35 + 0.65 * above) * ~c.eye
+    """Close the lids of one eye over the eyeball (moves lid skin only, never the eyeball)."""
+    g = c.mesh.grid
+    return eyelids.closing_field(c.mesh.vertices, g["index"], g["phi_cols"], tuple(g["lid_rows"]), sign)
+
+
+def _above(c: _Ctx):
+    """+1 on the upper lip side of the mouth line, -1 below (the cut's copies by `lip_side`)."""
+    return np.where(c.side != 0, c.side, np.tanh((c.y - ft.MOUTH_Y) / 0.0008))
 
 
 def _part(c: _Ctx):
     """Upper lip up, lower lip down, decaying away from the mouth line (negative values press/overlap)."""
-    above = np.where(c.side != 0, c.side, np.tanh((c.y - ft.MOUTH_Y) / 0.003))
-    decay = np.exp(-np.abs(c.y - ft.MOUTH_Y) / 0.008)
-    return _lips(c) * np.clip(1 - (c.ax / 0.026) ** 2, 0, 1) * above * decay
+    decay = np.exp(-np.abs(c.y - ft.MOUTH_Y) / 0.012)  # slow enough that rows never cross at +-2
+    return _lips(c) * np.clip(1 - (c.ax / 0.026) ** 2, 0, 1) * _above(c) * decay
 
 
 SHAPES: List[Tuple[str, float, Field]] = [
@@ -131,15 +137,15 @@ SHAPES: List[Tuple[str, float, Field]] = [
 
 NUM_RANDOM_SHAPES = 18
 
-EXPRESSIONS: List[Tuple[str, float, Field]] = [
+EXPRESSIONS: List[Tuple[str, Optional[float], Field]] = [
     ("smile", 0.004, lambda c: c.vec(_corners(c) * c.sx, (0.6, 0, 0)) + c.vec(_corners(c), (0, 1, -0.5))
      + c.vec(c.g(0.040, -0.012, 0.013, 0.012, mirror=True), (0, 0.4, 0.5))),
     ("frown", 0.003, lambda c: c.vec(_corners(c), (0, -1, -0.2))),
     ("brow_raise", 0.004, lambda c: c.vec(_brows(c) + 0.4 * c.g(0, 0.07, 0.05, 0.02), (0, 1, 0.15))),
     ("brow_furrow", 0.003, lambda c: c.vec(c.g(0.015, 0.040, 0.010, 0.010, mirror=True) * c.sx, (-0.8, 0, 0))
      + c.vec(c.g(0.015, 0.040, 0.010, 0.010, mirror=True), (0, -0.6, 0.2))),
-    ("eye_close_left", 0.0055, lambda c: c.vec(_lid(c, 1), (0, -0.25, 1))),
-    ("eye_close_right", 0.0055, lambda c: c.vec(_lid(c, -1), (0, -0.25, 1))),
+    ("eye_close_left", None, lambda c: _lid(c, 1.0)),  # +2 closes the lids exactly
+    ("eye_close_right", None, lambda c: _lid(c, -1.0)),
     ("lip_pucker", 0.004, lambda c: c.vec(_lips(c), (0, 0, 1)) + c.vec(_lips(c) * c.sx, (-0.5, 0, 0))),
     ("lip_press", 0.002, lambda c: c.vec(_lips(c), (0, 0, -1)) + c.vec(_lips(c) * c.side, (0, -0.5, 0))),
     ("cheek_puff", 0.004, lambda c: c.vec(c.g(0.038, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0.4))),
@@ -148,8 +154,9 @@ EXPRESSIONS: List[Tuple[str, float, Field]] = [
     ("brow_raise_left", 0.004, lambda c: c.vec(_brows(c, 1), (0, 1, 0.15))),
     ("brow_raise_right", 0.004, lambda c: c.vec(_brows(c, -1), (0, 1, 0.15))),
     ("nose_wrinkle", 0.0025, lambda c: c.vec(c.g(0.010, 0.006, 0.007, 0.008, mirror=True), (0, 1, 0.3))),
-    ("upper_lip_raise", 0.003, lambda c: c.vec(c.g(0, ft.MOUTH_Y + 0.004, 0.018, 0.007) * (c.side >= 0), (0, 1, 0.3))),
-    ("lower_lip_depress", 0.003, lambda c: c.vec(c.g(0, ft.MOUTH_Y - 0.005, 0.018, 0.008) * (c.side <= 0),
+    ("upper_lip_raise", 0.003, lambda c: c.vec(c.g(0, ft.MOUTH_Y + 0.004, 0.018, 0.007) * (1 + _above(c)) / 2,
+                                                (0, 1, 0.3))),
+    ("lower_lip_depress", 0.003, lambda c: c.vec(c.g(0, ft.MOUTH_Y - 0.005, 0.018, 0.008) * (1 - _above(c)) / 2,
                                                   (0, -1, 0.3))),
     ("chin_raise", 0.003, lambda c: c.vec(c.g(0, -0.070, 0.018, 0.014), (0, 1, 0.4))),
     ("squint", 0.003, lambda c: c.vec(c.g(0.031, 0.013, 0.012, 0.005, mirror=True) * ~c.eye, (0, 1, 0.4))),
@@ -204,5 +211,6 @@ def expression_components(mesh: HeadMesh) -> np.ndarray:
     for name, amount, f in EXPRESSIONS:
         d = f(ctx)
         d[ctx.eye] = 0.0
-        comps.append(_normalise(d, amount, name))
+        # amount None: the field is a full movement (eyelids closing), taken in two units.
+        comps.append(_normalise(d, amount, name) if amount is not None else 0.5 * d)
     return np.stack(comps, axis=-1)

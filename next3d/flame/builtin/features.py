@@ -36,25 +36,40 @@ def _mirror_gauss(x, y, cx, cy, sx, sy):
     return gauss(x, y, cx, cy, sx, sy) + gauss(x, y, -cx, cy, sx, sy)
 
 
-def _smooth_max(a, b, k=0.0015):
-    return k * np.logaddexp(a / k, b / k)
+# Nose mid-line height above the face (metres) at heights y: nasion, bridge, rounded tip (y ~ 0),
+# the underside sloping back to the columella base (subnasale, y ~ -0.018).
+_NOSE_Y = np.array([0.036, 0.029, 0.015, 0.004, -0.001, -0.006, -0.011, -0.016, -0.020, -0.025])
+_NOSE_H = np.array([0.000, 0.004, 0.013, 0.024, 0.0275, 0.026, 0.019, 0.009, 0.003, 0.000])
+# Half-width (Gaussian sigma) of the nose cross-section at the same heights: narrow bridge, wider tip.
+_NOSE_W = np.array([0.007, 0.0065, 0.0065, 0.0075, 0.0085, 0.0085, 0.0075, 0.0065, 0.0065, 0.007])
+
+
+def _pchip(x, xs, ys):
+    from scipy.interpolate import PchipInterpolator
+
+    order = np.argsort(xs)
+    return PchipInterpolator(xs[order], ys[order], extrapolate=False)(np.clip(x, xs.min(), xs.max()))
 
 
 def nose_dz(x, y):
-    """Forward displacement of the nose: bridge ridge, rounded tip, alae and columella."""
-    # Bridge: a ridge whose height grows from the nasion (y 0.033) to the tip (y 0).
-    ramp = np.clip((0.034 - y) / 0.034, 0, 1)
-    below_tip = 1 / (1 + np.exp(-(y + 0.004) / 0.0022))  # rounds off under the tip
-    width = 0.0065 + 0.006 * ramp
-    bridge = 0.021 * ramp ** 1.2 * below_tip * np.exp(-0.5 * (x / width) ** 2)
-    tip = 0.009 * gauss(x, y, 0.0, -0.003, 0.010, 0.0075)
-    alae = 0.012 * _mirror_gauss(x, y, 0.0125, -0.011, 0.0068, 0.0062)
-    columella = 0.010 * gauss(x, y, 0.0, -0.012, 0.0065, 0.0055)
-    return _smooth_max(_smooth_max(bridge + tip, alae), columella + 0.5 * tip) - 0.0015 * np.log(3.0)
+    """Forward displacement of the nose: bridge ridge, rounded tip, nostril wings (alae).
+
+    Every term is a smooth bump at least two grid spacings wide (no max/min of terms), so the
+    underside of the nose shades smoothly at the grid's resolution.
+    """
+    h = _pchip(y, _NOSE_Y, _NOSE_H)
+    w = _pchip(y, _NOSE_Y, _NOSE_W)
+    ridge = h * np.exp(-0.5 * (x / w) ** 2)
+    # Alae: rounded wings either side of the tip, their bottom at the columella base.
+    alae = 0.0085 * _mirror_gauss(x, y, 0.0135, -0.0115, 0.0058, 0.0052)
+    # Alar groove between the wings and the tip, and the crease where the wings meet the cheek.
+    groove = -0.0022 * _mirror_gauss(x, y, 0.0085, -0.0085, 0.0028, 0.0035)
+    crease = -0.0018 * _mirror_gauss(x, y, 0.0205, -0.0095, 0.0030, 0.0060)
+    return ridge + alae + groove + crease
 
 
 def brow_dz(x, y):
-    return 0.0075 * gauss(x, y, 0.0, 0.043, 0.036, 0.0075) - 0.004 * gauss(x, y, 0.0, 0.031, 0.006, 0.005)
+    return 0.0045 * gauss(x, y, 0.0, 0.044, 0.034, 0.0085) - 0.002 * gauss(x, y, 0.0, 0.032, 0.006, 0.005)
 
 
 def eye_socket_dz(x, y):
@@ -74,7 +89,7 @@ def cheek_dz(x, y):
 def lips_dz(x, y):
     across = np.exp(-0.5 * (x / 0.017) ** 2)
     upper = 0.0125 * gauss(0 * x, y, 0.0, MOUTH_Y + 0.0055, 1.0, 0.0048) * across
-    lower = 0.0115 * gauss(0 * x, y, 0.0, MOUTH_Y - 0.0065, 1.0, 0.0055) * across
+    lower = 0.0135 * gauss(0 * x, y, 0.0, MOUTH_Y - 0.0065, 1.0, 0.0055) * across
     philtrum = 0.003 * gauss(x, y, 0.0, -0.022, 0.004, 0.006)
     corner_in = -0.003 * _mirror_gauss(x, y, MOUTH_HALF_WIDTH, MOUTH_Y, 0.004, 0.004)
     return upper + lower + philtrum + corner_in
@@ -107,10 +122,17 @@ def ear_displacement(points: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 
 def jaw_shape_displacement(points: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """Narrow the lower face towards the chin and square the jaw angle (N, 3) -> (N, 3)."""
+    """Narrow the lower face towards the chin and raise the jaw line at the sides (N, 3) -> (N, 3).
+
+    The lift makes the jaw line run up from the chin to the jaw angles (a U seen from the front)
+    instead of a level shelf; its slope in y stays below 1, so rows never fold.
+    """
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     out = np.zeros_like(points)
     lower = np.clip((MOUTH_Y + 0.01 - y) / 0.05, 0, 1) * np.clip((y + 0.13) / 0.03, 0, 1)
     front = np.clip(z / 0.05, 0, 1)
     out[:, 0] = -0.22 * x * lower * front
+    sides = np.clip(np.abs(x) / 0.055, 0, 1) ** 1.5 * np.clip((z + 0.07) / 0.05, 0, 1)
+    fade = np.clip((y + 0.175) / 0.03, 0, 1)  # exactly zero at the neck opening (kept level)
+    out[:, 1] = 0.016 * sides * np.exp(-0.5 * ((y + 0.100) / 0.022) ** 2) * fade
     return out

@@ -2,7 +2,8 @@
 
 Landmarks are placed where a 2D detector would put them on a frontal image: at iBUG
 positions in (x, y), lifted onto the frontmost surface by an orthographic ray cast
-(so each is a face + barycentric weights on the skin or an eyeball). The inner lip points
+(so each is a face + barycentric weights on the skin or an eyeball). The eye corners
+(36, 39, 42, 45) are the upper lid margin's vertices nearest the corners. The inner lip points
 sit exactly on the cut: 61-63 on the upper lip's copy of the mouth row, 65-67 on the lower
 lip's, 60/64 on the shared corners, so 62-66 opens with the jaw. The jaw contour for a
 head turned by yaw a (DECA's 79 bins) follows the silhouette on the side turning away.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from next3d.flame.builtin import eyelids
 from next3d.flame.builtin import features as ft
 from next3d.flame.builtin.mesh import MOUTH, SKIN, HeadMesh
 from next3d.flame.landmarks import MAX_YAW_DEG, NUM_CONTOUR, NUM_YAW_BINS
@@ -35,8 +37,8 @@ def _targets() -> np.ndarray:
     pts[36:42] = np.stack([-(ex - eye[:, 0]), ey + eye[:, 1]], 1)  # right eye, outer corner first
     pts[42:48] = np.stack([ex - eye[[3, 2, 1, 0, 5, 4], 0], ey + eye[[3, 2, 1, 0, 5, 4], 1]], 1)
     pts[48:60] = [[-0.026, M], [-0.017, M + 0.006], [-0.007, M + 0.009], [0, M + 0.008], [0.007, M + 0.009],
-                  [0.017, M + 0.006], [0.026, M], [0.017, M - 0.008], [0.007, M - 0.011], [0, M - 0.012],
-                  [-0.007, M - 0.011], [-0.017, M - 0.008]]
+                  [0.017, M + 0.006], [0.026, M], [0.017, M - 0.007], [0.007, M - 0.0095], [0, M - 0.0105],
+                  [-0.007, M - 0.0095], [-0.017, M - 0.007]]
     return pts
 
 
@@ -93,6 +95,12 @@ def build_landmark_embedding(mesh: HeadMesh) -> dict:
     inner = {60: index[k_m, c0], 61: index[k_m, quarter(-half)], 62: index[k_m, center],
              63: index[k_m, quarter(half)], 64: index[k_m, c1], 65: lower[k_m, quarter(half)],
              66: lower[k_m, center], 67: lower[k_m, quarter(-half)]}
+    # Eye corners: where the lid margins meet (the upper margin's vertex nearest each corner).
+    k_u = int(g["lid_rows"][0])
+    for sign, (outer, inner_corner) in ((-1.0, (36, 39)), (1.0, (45, 42))):
+        xs = np.where(np.cos(g["phi_cols"]) > 0.3, v[index[k_u], 0], np.inf)
+        for lmk, dx in ((outer, eyelids.EYE_HALF_WIDTH), (inner_corner, -eyelids.EYE_HALF_WIDTH)):
+            inner[lmk] = index[k_u, int(np.argmin(np.abs(xs - sign * (ft.EYE_CENTER[0] + dx))))]
     for lmk, vid in inner.items():
         f_idx[lmk], bary[lmk] = _vertex_landmark(faces, int(vid))
 

@@ -18,11 +18,12 @@ from typing import Dict
 
 import numpy as np
 
+from next3d.flame.builtin import eyelids
 from next3d.flame.builtin import features as ft
 from next3d.flame.builtin.profile import T_MOUTH, column_angles, pole_point, ring_points, row_parameters
 
 SKIN, EYE_L, EYE_R, MOUTH = 0, 1, 2, 3
-NUM_ROWS, NUM_COLS = 66, 88
+NUM_ROWS, NUM_COLS = 80, 88
 EYE_LAT, EYE_LON = 10, 16
 POCKET_LOOPS = 6
 
@@ -43,13 +44,16 @@ def _skin(num_rows: int, num_cols: int):
     t = row_parameters(num_rows)
     phi = column_angles(num_cols)
     rings = ring_points(t, phi)  # (R, C, 3)
+    lid_rows = eyelids.eye_rows(rings, phi)
+    rings = eyelids.bend_rows(rings, phi, lid_rows)  # two rows follow the lid margins
     rows, cols = len(t), len(phi)
     pts = np.concatenate([pole_point()[None], rings.reshape(-1, 3)])
     phis = np.concatenate([[0.0], np.tile(phi, rows)])
     ts = np.concatenate([[0.0], np.repeat(t, cols)])
     pts = pts + ft.face_displacement(pts, phis) + ft.ear_displacement(pts, phis) + ft.jaw_shape_displacement(pts, phis)
     index = 1 + np.arange(rows * cols).reshape(rows, cols)
-    return pts, phis, ts, index, t, phi
+    pts = eyelids.shape_lids(pts, index, phi, lid_rows)
+    return pts, phis, ts, index, t, phi, lid_rows
 
 
 def _skin_faces(index: np.ndarray, lower_index: np.ndarray) -> np.ndarray:
@@ -93,7 +97,7 @@ def _sphere(center: np.ndarray, radius: float, n_lat: int, n_lon: int):
 
 
 def build_head_mesh(num_rows: int = NUM_ROWS, num_cols: int = NUM_COLS) -> HeadMesh:
-    pts, phis, ts, index, t_rows, phi_cols = _skin(num_rows, num_cols)
+    pts, phis, ts, index, t_rows, phi_cols, lid_rows = _skin(num_rows, num_cols)
     rows, cols = index.shape
     k_m = int(np.argmin(np.abs(t_rows - T_MOUTH)))
     # Cut columns: the front columns whose mouth-row vertex lies within the mouth width.
@@ -180,7 +184,7 @@ def build_head_mesh(num_rows: int = NUM_ROWS, num_cols: int = NUM_COLS) -> HeadM
         eye_info[code] = (offset + np.arange(len(verts)), polar, azim)
 
     grid = {"index": index, "lower_index": lower_index, "mouth_row": np.array(k_m), "cut_cols": np.array([c0, c1]),
-            "t_rows": t_rows, "phi_cols": phi_cols, "pocket_loops": np.stack(loops), "pocket_center": np.array(center_id)}
+            "t_rows": t_rows, "phi_cols": phi_cols, "lid_rows": np.array(lid_rows), "pocket_loops": np.stack(loops), "pocket_center": np.array(center_id)}
     for code, (ids, polar, azim) in eye_info.items():
         grid[f"eye{code}_ids"], grid[f"eye{code}_polar"], grid[f"eye{code}_azim"] = ids, polar, azim
     return HeadMesh(vertices=pts, faces=faces.astype(np.int64), part=part, phi=phis, t=ts, lip_side=lip_side,

@@ -22,16 +22,16 @@ T_MOUTH = 0.50
 
 # Mid-line profiles: t -> (y, z) at the front (phi = 0) and back (phi = pi); half-width at the sides.
 _T = np.array([0.00, 0.05, 0.13, 0.22, 0.30, 0.36, 0.44, 0.50, 0.56, 0.62, 0.66, 0.72, 0.80, 0.90, 1.00])
-_FRONT_Y = np.array([0.127, 0.123, 0.103, 0.072, 0.042, 0.022, -0.010, -0.038, -0.060, -0.080, -0.092,
-                     -0.100, -0.112, -0.150, -0.187])
-_FRONT_Z = np.array([-0.030, 0.004, 0.040, 0.058, 0.062, 0.058, 0.060, 0.060, 0.057, 0.052, 0.038,
-                     0.012, -0.004, -0.008, -0.010])
-_BACK_Y = np.array([0.127, 0.121, 0.097, 0.062, 0.030, 0.006, -0.024, -0.044, -0.060, -0.074, -0.084,
+_FRONT_Y = np.array([0.127, 0.123, 0.103, 0.072, 0.042, 0.022, -0.010, -0.038, -0.060, -0.080, -0.094,
+                     -0.106, -0.122, -0.150, -0.187])
+_FRONT_Z = np.array([-0.030, 0.004, 0.040, 0.058, 0.063, 0.060, 0.063, 0.063, 0.062, 0.059, 0.036,
+                     0.018, 0.009, 0.001, -0.002])
+_BACK_Y = np.array([0.127, 0.120, 0.097, 0.062, 0.030, 0.006, -0.024, -0.044, -0.060, -0.074, -0.084,
                     -0.098, -0.115, -0.150, -0.187])
-_BACK_Z = np.array([-0.030, -0.066, -0.100, -0.118, -0.124, -0.124, -0.114, -0.102, -0.092, -0.086, -0.084,
-                    -0.083, -0.083, -0.088, -0.092])
-_HALF_W = np.array([0.0, 0.032, 0.060, 0.074, 0.079, 0.080, 0.078, 0.071, 0.064, 0.058, 0.055, 0.053,
-                    0.053, 0.055, 0.058])
+_BACK_Z = np.array([-0.030, -0.074, -0.108, -0.127, -0.130, -0.126, -0.111, -0.100, -0.094, -0.093, -0.093,
+                    -0.095, -0.100, -0.112, -0.118])
+_HALF_W = np.array([0.0, 0.034, 0.063, 0.078, 0.080, 0.080, 0.078, 0.069, 0.060, 0.056, 0.054, 0.053,
+                    0.056, 0.068, 0.078])
 
 
 def _interp(t: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -42,8 +42,9 @@ def _interp(t: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def row_parameters(num_rows: int) -> np.ndarray:
     """t of each ring (num_rows,), excluding the pole; denser over the face, one row at T_MOUTH."""
-    # Rows per span: crown, upper face, lower face, under jaw + neck (fractions of the rows).
-    spans = [(0.0, 0.24, 0.20), (0.24, T_MOUTH, 0.36), (T_MOUTH, 0.70, 0.26), (0.70, 1.0, 0.18)]
+    # Rows per span (fractions of the rows): crown, forehead, eyes + nose (about 2 mm apart, fine
+    # enough for eyelids and the nose base), lower face, under the jaw + neck.
+    spans = [(0.0, 0.24, 0.12), (0.24, 0.30, 0.07), (0.30, T_MOUTH, 0.48), (T_MOUTH, 0.70, 0.20), (0.70, 1.0, 0.13)]
     rows = []
     for idx, (t0, t1, frac) in enumerate(spans):
         count = max(2, int(round(frac * num_rows)))
@@ -55,10 +56,10 @@ def row_parameters(num_rows: int) -> np.ndarray:
 
 
 def column_angles(num_cols: int) -> np.ndarray:
-    """phi of each column (num_cols,), in [-pi, pi), three times denser at the front than the back."""
+    """phi of each column (num_cols,), in [-pi, pi), about six times denser at the front than the back."""
     s = -1.0 + 2.0 * np.arange(num_cols) / num_cols
     # dphi/ds = pi (1 - a cos(pi s)): small at the front (s = 0), large at the back.
-    a = 0.6
+    a = 0.72
     return np.pi * (s - a * np.sin(np.pi * s) / np.pi)
 
 

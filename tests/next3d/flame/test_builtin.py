@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,88 @@ def test_builtin_dir_env_and_loader(builtin_root, monkeypatch):
     data = load_flame_model()
     assert data.name == "builtin" and data.source == str(builtin_root / BUILTIN_VERSION)
     assert not list(builtin_root.glob("*.tmp-*"))  # no leftover temporary folders
+
+
+def test_cache_folder_is_keyed_by_generator_sources(tmp_path):
+    """A change to any generator source gives a new cache folder, so a stale head is never loaded."""
+    import shutil
+
+    import next3d.flame.builtin as builtin
+
+    assert BUILTIN_VERSION == f"v{builtin.GENERATOR_VERSION}-{builtin.generator_hash()}"
+    copy = tmp_path / "src"
+    shutil.copytree(Path(builtin.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert builtin.generator_hash(copy) == builtin.generator_hash()
+    path = copy / "features.py"
+    path.write_text(path.read_text().replace("EYE_RADIUS = 0.0118", "EYE_RADIUS = 0.0119"))
+    assert builtin.generator_hash(copy) != builtin.generator_hash()
+
+
+def _frontmost_part(vertices, faces, part, xy):
+    from next3d.flame.builtin.landmarks import cast_front
+
+    f_idx, _ = cast_front(vertices, faces, np.asarray(xy, np.float64))
+    return part[faces[f_idx]].max(1)
+
+
+def test_eyelids_cover_the_eyeball_and_close(builtin_data):
+    """Frontal rays: lid skin above and below the opening, eyeball in it; +2 eye_close covers it with skin."""
+    from next3d.flame.builtin.features import EYE_CENTER
+    from next3d.flame.builtin.mesh import EYE_L, EYE_R
+
+    part = build_head_mesh().part
+    v, f = builtin_data.v_template, builtin_data.faces
+    for sign, code in ((1.0, EYE_L), (-1.0, EYE_R)):
+        ex, ey = sign * EYE_CENTER[0], EYE_CENTER[1]
+        hits = _frontmost_part(v, f, part, [[ex, ey + 0.0085], [ex, ey + 0.001], [ex + 0.004, ey - 0.002],
+                                            [ex, ey - 0.0075]])
+        assert hits.tolist() == [SKIN, code, code, SKIN]
+    flame = FLAME(builtin_data)
+    expr = torch.zeros(2, flame.num_expression)
+    expr[0, EXPRESSION_NAMES.index("eye_close_left")] = 2.0
+    expr[1, EXPRESSION_NAMES.index("eye_close_right")] = 2.0
+    with torch.no_grad():
+        closed = flame(expression=expr).vertices.numpy()
+    eyes = part != SKIN
+    for i, (sign, other) in enumerate(((1.0, EYE_R), (-1.0, EYE_L))):
+        assert np.abs(closed[i][eyes] - v[eyes]).max() < 1e-7  # the lids move, never the eyeballs
+        ex, ey = sign * EYE_CENTER[0], EYE_CENTER[1]
+        hits = _frontmost_part(closed[i], f, part, [[ex + dx, ey + dy] for dx in (-0.006, 0, 0.006)
+                                                   for dy in (-0.002, 0.0, 0.002)])
+        assert (hits == SKIN).all(), hits
+        hits = _frontmost_part(closed[i], f, part, [[-ex, ey + 0.001]])
+        assert hits.tolist() == [other]  # the other eye stays open
+
+
+def _max_dihedral_deg(v, f, lo, hi):
+    tri = v[f]
+    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    c = tri.mean(1)
+    sel = np.where(((c > lo) & (c < hi)).all(1))[0]
+    by_edge = defaultdict(list)
+    for i in sel:
+        for k in range(3):
+            by_edge[tuple(sorted((int(f[i, k]), int(f[i, (k + 1) % 3]))))].append(i)
+    pairs = np.array([p for p in by_edge.values() if len(p) == 2])
+    return np.degrees(np.arccos(np.clip((n[pairs[:, 0]] * n[pairs[:, 1]]).sum(1), -1, 1))), len(sel)
+
+
+def test_nose_base_is_smooth(builtin_data):
+    """Under the nose (tip, alae, columella) neighbouring faces bend gently: no pits or wrinkles."""
+    angles, count = _max_dihedral_deg(builtin_data.v_template, builtin_data.faces,
+                                      np.array([-0.025, -0.024, 0.05]), np.array([0.025, 0.004, 0.1]))
+    assert count > 300  # enough faces to shape the nose base
+    assert np.percentile(angles, 95) < 35 and angles.max() < 70, (np.percentile(angles, 95), angles.max())
+
+
+def test_landmark_proportions_match_flame(builtin_data):
+    """Template landmarks sit near FLAME's (template with DECA's embedding): within 6 mm."""
+    v, f = builtin_data.v_template, builtin_data.faces
+    emb = builtin_data.landmarks
+    lmk = np.einsum("ij,ijk->ik", emb.full_bary.reshape(-1, 3), v[f[emb.full_faces.reshape(-1)]])
+    flame = {8: (0.001, -0.086, 0.057), 27: (0.0, 0.029, 0.065), 30: (0.0, 0.0, 0.0895), 33: (0.0, -0.017, 0.075),
+             36: (-0.045, 0.024, 0.041), 39: (-0.019, 0.024, 0.049), 48: (-0.024, -0.039, 0.061),
+             51: (0.0, -0.0325, 0.077), 57: (0.0, -0.045, 0.075)}
+    err = {k: float(np.linalg.norm(lmk[k] - np.array(p))) for k, p in flame.items()}
+    assert max(err.values()) < 0.006, err
