@@ -61,10 +61,10 @@ def nose_dz(x, y):
     w = _pchip(y, _NOSE_Y, _NOSE_W)
     ridge = h * np.exp(-0.5 * (x / w) ** 2)
     # Alae: rounded wings either side of the tip, their bottom at the columella base.
-    alae = 0.0085 * _mirror_gauss(x, y, 0.0135, -0.0115, 0.0058, 0.0052)
+    alae = 0.011 * _mirror_gauss(x, y, 0.0135, -0.0115, 0.0055, 0.0050)
     # Alar groove between the wings and the tip, and the crease where the wings meet the cheek.
     groove = -0.0022 * _mirror_gauss(x, y, 0.0085, -0.0085, 0.0028, 0.0035)
-    crease = -0.0018 * _mirror_gauss(x, y, 0.0205, -0.0095, 0.0030, 0.0060)
+    crease = -0.0030 * _mirror_gauss(x, y, 0.0205, -0.0095, 0.0030, 0.0060)
     return ridge + alae + groove + crease
 
 
