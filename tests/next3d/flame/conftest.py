@@ -11,7 +11,7 @@ from next3d.flame.files import load_flame_folder
 
 @pytest.fixture(scope="session")
 def builtin_root(tmp_path_factory):
-    """A built-in head cache root (contains `v1/`), generated once."""
+    """A built-in head cache root (contains the `BUILTIN_VERSION` folder), generated once."""
     root = tmp_path_factory.mktemp("builtin_head")
     write_builtin_head(root / BUILTIN_VERSION)
     return root
