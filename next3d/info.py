@@ -40,6 +40,7 @@ def gather(build: bool = True) -> dict:
                        for dev, st in per_dev.items()}
     return {
         "next3d": next3d.__version__,
+        "head_model": _head_model(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda_build": torch.version.cuda,
@@ -49,6 +50,20 @@ def gather(build: bool = True) -> dict:
         "ops": ops,
         "unavailable_modules": missing,
     }
+
+
+def _head_model() -> str:
+    """Which head model a command uses when no --flame-dir is given (nothing is generated here)."""
+    import os
+
+    from next3d.flame.builtin import BUILTIN_VERSION, builtin_cache_root
+    from next3d.flame.files import ENV_FLAME_DIR
+
+    if os.environ.get(ENV_FLAME_DIR):
+        return f"FLAME folder {os.environ[ENV_FLAME_DIR]} (${ENV_FLAME_DIR})"
+    folder = builtin_cache_root() / BUILTIN_VERSION
+    state = "generated" if folder.is_dir() else "generated on first use"
+    return f"built-in head {BUILTIN_VERSION} at {folder} ({state}; set ${ENV_FLAME_DIR} for real FLAME)"
 
 
 @click.command()
@@ -63,6 +78,7 @@ def info(as_json: bool, no_build: bool):
     click.echo(f"next3d {facts['next3d']}  (python {facts['python']}, torch {facts['torch']}, "
                f"CUDA build {facts['cuda_build'] or 'none'})")
     click.echo("devices: " + ", ".join(facts["devices"]))
+    click.echo(f"head model: {facts['head_model']}")
     click.echo(f"ops mode: {facts['ops_mode']}  (NEXT3D_OPS=ref|auto)")
     click.echo(f"build cache: {facts['build_cache']}  (NEXT3D_BUILD_CACHE)")
     if facts["ops"]:

@@ -25,6 +25,14 @@ def test_info_json_no_build():
     assert facts["next3d"] == next3d.__version__
     assert facts["devices"][0] == "cpu"
     assert facts["ops_mode"] in ("auto", "ref")
+    assert facts["head_model"].startswith(("built-in head v", "FLAME folder "))
+
+
+def test_info_names_the_flame_folder_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEXT3D_FLAME_DIR", str(tmp_path))
+    res = CliRunner().invoke(main, ["info", "--no-build"])
+    assert res.exit_code == 0, res.output
+    assert f"head model: FLAME folder {tmp_path}" in res.output
 
 
 def test_unknown_ops_mode_is_a_clear_error(monkeypatch):
