@@ -11,9 +11,11 @@ densities are used as they are (they must already be >= 0).
     T_k     = prod_{m<k} (1 - alpha_m + 1e-10)      (transmittance)
     w_k     = alpha_k * T_k
     feature = sum_k w_k * feature_mid_k   (+ 1 - sum_k w_k with white_back)
-    depth   = sum_k w_k * depth_mid_k / sum_k w_k, clamped to the ray's sampled range
+    depth   = sum_k w_k * depth_mid_k / sum_k w_k, clamped to [min, max] of ALL depths
 
-A ray that absorbs nothing gets the far end of its range as depth.
+As EG3D's `MipRayMarcher2.run_forward`: the depth clamp uses the smallest and largest
+sample depth of the whole `depths` tensor (every ray of every batch item), and a ray that
+absorbs nothing (0 / 0) gets that largest depth.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Composite(NamedTuple):
     """Compositing result for B batch items, N rays, S samples, C channels."""
 
     features: torch.Tensor  # (B, N, C) composited features
-    depth: torch.Tensor  # (B, N, 1) expected termination depth, inside the ray's sampled range
+    depth: torch.Tensor  # (B, N, 1) expected termination depth, inside [min, max] of all sample depths
     weights: torch.Tensor  # (B, N, S - 1, 1) weight of each interval between consecutive samples
 
 
@@ -80,7 +82,8 @@ def composite(features: torch.Tensor, densities: torch.Tensor, depths: torch.Ten
     total = weights.sum(dim=2)
     depth = (weights * depths_mid).sum(dim=2) / total
     depth = torch.nan_to_num(depth, nan=float("inf"), posinf=float("inf"))
-    depth = torch.minimum(torch.maximum(depth, depths[:, :, 0]), depths[:, :, -1])
+    # EG3D clamps to the extremes of all samples at once, not per ray.
+    depth = torch.clamp(depth, depths.min(), depths.max())
     if white_back:
         out = out + 1.0 - total
     return Composite(features=out, depth=depth, weights=weights)

@@ -7,8 +7,9 @@ R. Outputs, as EG3D's generator returns them before super-resolution:
 
 * `features` (B, F, R, R): composited decoder features rescaled from (-0.001, 1.001) to
   about (-1, 1) (x * 2 - 1), the first 3 channels being the raw RGB image;
-* `depth` (B, 1, R, R): expected ray termination depth along the (unit) ray, inside
-  [ray_start, ray_end];
+* `depth` (B, 1, R, R): expected ray termination depth along the (unit) ray, inside the
+  range of all sample depths (EG3D's stratified samples reach up to one step past
+  `ray_end`: [ray_start, ray_end + (ray_end - ray_start) / (num_coarse - 1))];
 * `weight_sum` (B, 1, R, R): accumulated opacity, in [0, 1].
 
 The decoder is passed in, not owned, so that it stays the generator's top-level
@@ -44,8 +45,8 @@ class RenderOptions:
     density_shift: float = DEFAULT_DENSITY_SHIFT  # Added to raw σ before the softplus.
     disparity_space: bool = False  # Stratify the coarse samples in disparity instead of depth.
     white_back: bool = False  # Composite over a white background.
-    perturb: bool = True  # Jitter the stratified samples inside their bins.
-    det: bool = False  # Deterministic importance quantiles instead of random ones.
+    perturb: bool = True  # Jitter the stratified samples by U * step (False: linspace).
+    det: bool = False  # Importance quantiles linspace(0, 1) instead of uniform random ones.
 
     def __post_init__(self):
         if not self.ray_end > self.ray_start > 0:
@@ -53,6 +54,9 @@ class RenderOptions:
         if self.num_coarse < 2 or self.num_fine < 0:
             raise ValueError(f"samples: expected num_coarse >= 2 and num_fine >= 0, got {self.num_coarse}, "
                              f"{self.num_fine}")
+        if self.num_fine > 0 and self.num_coarse < 4:
+            raise ValueError(f"samples: importance sampling (num_fine > 0) needs num_coarse >= 4, "
+                             f"got {self.num_coarse}")
         if self.density_activation not in DENSITY_ACTIVATIONS:
             raise ValueError(f"density_activation: expected one of {DENSITY_ACTIVATIONS}, "
                              f"got {self.density_activation!r}")
@@ -105,7 +109,7 @@ class VolumeRenderer(torch.nn.Module):
             coarse = composite(feats, sigma, depths, opt.density_activation, opt.white_back, opt.density_shift)
             fine_depths = importance_depths(depths, coarse.weights, opt.num_fine, det=opt.det, generator=generator)
             fine_feats, fine_sigma = self._decode_along(planes, decoder, origins, dirs, fine_depths, grid_sample)
-            # Merge both passes in depth order; the composite runs over all samples.
+            # Merge both passes in depth order (EG3D's unify_samples); composite over all samples.
             depths = torch.cat([depths, fine_depths], dim=2)
             depths, order = torch.sort(depths, dim=2)
             feats = torch.cat([feats, fine_feats], dim=2).gather(2, order.expand(-1, -1, -1, feats.shape[-1]))

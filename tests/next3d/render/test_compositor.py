@@ -86,3 +86,16 @@ def test_density_shift():
     w1 = composite(feats, raw, depths).weights[0, 0, 0, 0]
     assert abs(float(w0) - (1 - math.exp(-math.log(2.0) * 0.5))) < 1e-6  # softplus(0) = ln 2
     assert abs(float(w1) - (1 - math.exp(-math.log1p(math.exp(-1.0)) * 0.5))) < 1e-6
+
+
+def test_depth_clamp_uses_all_rays_like_eg3d():
+    """EG3D clamps the composite depth to min/max of the whole depths tensor, not per ray."""
+    depths = torch.stack([torch.linspace(2.0, 2.5, 4), torch.linspace(2.6, 3.2, 4)]).reshape(1, 2, 4, 1)
+    empty = composite(torch.zeros(1, 2, 4, 1), torch.zeros(1, 2, 4, 1), depths, "none")
+    # Both empty rays take the largest depth of ALL samples (3.2), also the ray ending at 2.5.
+    assert_close(empty.depth, torch.full((1, 2, 1), 3.2), name="empty rays -> global max")
+    dens = torch.zeros(1, 2, 4, 1)
+    dens[0, 1, :2] = 1e4  # ray 1 opaque in its first interval: depth 2.7, inside the global range
+    out = composite(torch.zeros(1, 2, 4, 1), dens, depths, "none")
+    assert abs(float(out.depth[0, 1, 0]) - 2.7) < 1e-5
+    assert abs(float(out.depth[0, 0, 0]) - 3.2) < 1e-6
