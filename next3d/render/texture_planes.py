@@ -20,18 +20,28 @@ planes are stored in the renderer's slot order; the published code swapped side 
 and combined side view 1 with itself: neither is repeated here.
 
 * **UV frame.** `uv_coords` (T, 2) are in [0, 1] with v UP (OBJ / DECA): texture row 0 is
-  v = 1. The texture and the UV mask are sampled with `grid_sample(align_corners=False)` at
-  grid `(2u - 1, 1 - 2v)` (v flipped).
+  v = 1. The texture and the UV mask are sampled with `grid_sample(align_corners=False,
+  padding_mode='zeros')` at grid `(2u - 1, 1 - 2v)` (v flipped), as published.
+* **Visibility** as the published rasteriser (DECA's pytorch3d wrapper, `cull_backfaces=True`):
+  back faces are culled in every view, so holes (the open mouth) show no inside of the head.
+* **Uncovered pixels** (no front face): features are the texture read at grid (0, 0), its
+  centre (bilinear mean of the four centre texels for even sizes). The published rasteriser
+  leaves the interpolated UV attribute (stored as `uv * 2 - 1`, v flipped) at 0 there and
+  the texture is sampled at it unmasked, so the front plane that the mouth and blending
+  StyleUNets see carries that value off the mesh. Alpha is 0 there.
 * **Alpha** = coverage x the UV face/eye mask sampled at the same UVs. In the front view
   the mouth interior counts as covered: a triangle fan over the inner-lip landmarks
-  (`mouth_region.mouth_cap`) is rasterised with the mesh; its pixels get alpha 1 and zero
-  features (the mouth module synthesises them). No CPU work, no GPU->CPU sync for it.
+  (`mouth_region.mouth_cap`) is rasterised separately, and where it lies in front of the
+  mesh (or nothing is behind it) alpha is 1. The cap sets alpha only: features there are
+  whatever the mesh shows through the hole (published: features from the mesh
+  rasterisation, alpha from the flood-filled mask). No CPU work, no GPU->CPU sync for it.
 * **Side plane**: the +x and -x views both project onto the same (z, y) grid; features are
-  their alpha-weighted mean and alpha is the union (max) of both alphas.
+  their alpha-weighted mean (plain mean where neither view covers a pixel) and alpha is the
+  union (max) of both alphas.
 * **front_only**: side and top are not rasterised; their planes and alphas are zero (the
   released checkpoint appears to blend only the front plane).
-* Features are zero where nothing covers a pixel. Gradients reach the texture; the UV
-  lookup (rasterisation, barycentrics) is detached, as in the published model.
+* Gradients reach the texture; the UV lookup (rasterisation, barycentrics) is detached, as
+  in the published model.
 
 Shapes: vertices (B, V, 3) and landmarks (B, 68, 3) in FLAME space; faces (F, 3) and
 uv_faces (F, 3) int64; uv_coords (T, 2); uv_mask (1 or B, 1, S, S) in [0, 1] (image rows,
@@ -49,8 +59,9 @@ import torch.nn.functional as F
 
 from next3d.render import mouth_region
 from next3d.render.interpolate import interpolate_face_attrs
-from next3d.render.rasterize import rasterize
-from next3d.render.triplane_coords import DEFAULT_BOX_WARP, flame_to_world, world_to_plane_coords
+from next3d.render.projection import orthographic_front_winding
+from next3d.render.rasterize import WINDINGS, Fragments, rasterize
+from next3d.render.triplane_coords import DEFAULT_BOX_WARP, PLANE_AXES, flame_to_world, world_to_plane_coords
 from torch_utils.misc import ShapeError, assert_shape
 
 SLOT_FRONT, SLOT_TOP, SLOT_SIDE = 0, 1, 2
@@ -79,7 +90,7 @@ VIEW_BY_NAME = {v.name: v for v in VIEWS}
 class TexturePlanes:
     """Dynamic tri-planes from the neural texture, in the renderer's slot order (0 XY, 1 XZ, 2 ZY).
 
-    planes: (B, 3, C, R, R) texture features, zero where uncovered.
+    planes: (B, 3, C, R, R) texture features (the texture's centre sample where uncovered).
     alphas: (B, 3, 1, R, R) blending weights in [0, 1].
     """
 
@@ -91,11 +102,11 @@ class TexturePlanes:
 class ViewRendering:
     """Per-view results of `render_views` (view-major lists follow the `views` argument).
 
-    features: (B, N, C, R, R) texture features (zero where uncovered); may be a strided view.
+    features: (B, N, C, R, R) texture features (centre sample where uncovered); may be a strided view.
     alphas:   (B, N, 1, R, R) coverage x UV mask (mouth cap = 1 in the front view).
-    uv:       (B, N, 2, R, R) rasterised UVs (0 where uncovered or on the mouth cap).
+    uv:       (B, N, 2, R, R) rasterised UVs of the mesh (0 where it does not cover).
     coverage: (B, N, 1, R, R) 1 where the mesh or mouth cap covers the pixel.
-    depth:    (B, N, R, R) depth along the view (+inf where uncovered).
+    depth:    (B, N, R, R) depth of the mesh along the view (+inf where uncovered).
     """
 
     features: torch.Tensor
@@ -157,6 +168,44 @@ def _check_batch_inputs(vertices, landmarks, texture, uv_mask, resolution):
         raise ValueError(f"resolution: expected a positive int, got {resolution!r}")
 
 
+def view_front_winding(view: View) -> str:
+    """On-screen winding ("cw"/"ccw") of the outward faces of a FLAME-wound mesh in `view`."""
+    axes = PLANE_AXES[view.slot]
+    return orthographic_front_winding(axes, view.depth_axis, int(view.depth_sign))
+
+
+def _rasterize_culled(ndc: Sequence[torch.Tensor], windings: Sequence[str], faces: torch.Tensor, res: int,
+                      impl: str, check_indices: bool) -> Fragments:
+    """Rasterise one (B, V, 3) NDC mesh per view with back faces culled -> view-major fragments.
+
+    Views seen through a mirrored axis map show outward faces the other way round, so the
+    views are rasterised in one call per winding and put back in view order.
+    """
+    groups = {w: [i for i, wi in enumerate(windings) if wi == w] for w in WINDINGS}
+    parts = {}
+    for winding, idx in groups.items():
+        if idx:
+            frags = rasterize(torch.cat([ndc[i] for i in idx], dim=0), faces, res, cull_backfaces=True,
+                              front_winding=winding, impl=impl, check_indices=check_indices)
+            for k, i in enumerate(idx):
+                parts[i] = [t.narrow(0, k * ndc[i].shape[0], ndc[i].shape[0])
+                            for t in (frags.face_idx, frags.bary, frags.depth)]
+    face_idx, bary, depth = (torch.cat([parts[i][j] for i in range(len(ndc))], dim=0) for j in range(3))
+    return Fragments(face_idx=face_idx, bary=bary, depth=depth)
+
+
+def _mouth_cap_pixels(landmarks: torch.Tensor, mesh_depth: torch.Tensor, res: int, box_warp: float,
+                      impl: str) -> torch.Tensor:
+    """(B, R, R) bool: front-view pixels where the mouth cap lies in front of the mesh.
+
+    The cap only sets alpha; it never occludes the mesh's features.
+    """
+    cap, cap_faces = mouth_region.mouth_cap(landmarks.detach().float())
+    cap_ndc = view_ndc(flame_to_world(cap), VIEW_BY_NAME["front"], box_warp)
+    frags = rasterize(cap_ndc, cap_faces, res, impl=impl, check_indices=False)
+    return frags.mask & (frags.depth < mesh_depth)
+
+
 def render_views(
     vertices: torch.Tensor,
     faces: torch.Tensor,
@@ -171,7 +220,7 @@ def render_views(
     rasterize_impl: str = "auto",
     check_indices: bool = True,
 ) -> ViewRendering:
-    """Rasterise the mesh in the named views (one batched rasteriser call) and sample the texture.
+    """Rasterise the mesh in the named views and sample the texture (module docstring).
 
     `landmarks` None skips the mouth cap. Returns a `ViewRendering` with the views in the
     given order along dimension 1. Inputs are not re-validated beyond shapes.
@@ -181,60 +230,49 @@ def render_views(
     device = vertices.device
     res = resolution
     world = flame_to_world(vertices.detach().float())
-    num_faces = faces.shape[0]
 
     ndc = [view_ndc(world, VIEW_BY_NAME[name], box_warp) for name in views]
-    all_faces = faces.long()
-    if landmarks is not None:
-        cap, cap_faces = mouth_region.mouth_cap(landmarks.detach().float())
-        cap_world = flame_to_world(cap)
-        # The cap belongs to the front view only; NaN vertices make the rasteriser skip its faces.
-        nan_cap = torch.full_like(cap_world, float("nan"))
-        ndc = [torch.cat([n, view_ndc(cap_world, VIEW_BY_NAME[name], box_warp) if name == "front" else nan_cap], 1)
-               for n, name in zip(ndc, views)]
-        all_faces = torch.cat([all_faces, cap_faces + vertices.shape[1]], dim=0)
+    windings = [view_front_winding(VIEW_BY_NAME[name]) for name in views]
     # The index check costs a GPU->CPU sync; callers holding a fixed, validated mesh skip it.
-    frags = rasterize(torch.cat(ndc, dim=0), all_faces, res, impl=rasterize_impl,
-                      check_indices=check_indices)  # view-major (N*B, ...)
-
-    # UVs per face corner; cap faces get UV 0 (their features are zeroed below).
+    frags = _rasterize_culled(ndc, windings, faces.long(), res, rasterize_impl, check_indices)  # (N*B, ...)
     face_uv = uv_coords.detach().float()[uv_faces.long()]  # (F, 3, 2)
-    if landmarks is not None:
-        face_uv = torch.cat([face_uv, face_uv.new_zeros(cap_faces.shape[0], 3, 2)], dim=0)
-    uv = interpolate_face_attrs(frags, face_uv, check_indices=False)  # (N*B, R, R, 2): ids come from all_faces
-    covered = frags.mask
-    mesh_hit = covered & (frags.face_idx < num_faces)
-    cap_hit = covered & ~mesh_hit
+    uv = interpolate_face_attrs(frags, face_uv, check_indices=False)  # (N*B, R, R, 2), 0 where uncovered
+    mesh_hit = frags.mask
 
     def batch_major(x):  # (N*B, R, R, ...) -> (B, N*R, R, ...): one grid_sample per batch entry
         x = x.reshape(num_views, batch, res, res, *x.shape[3:]).transpose(0, 1)
         return x.reshape(batch, num_views * res, res, *x.shape[4:])
 
-    # Mesh pixels are clamped to the texel-centre range (the same as border padding); all other
-    # pixels read far outside the texture, so zeros padding makes their features exactly zero
-    # without a masking pass over the (large) feature tensor.
-    tex_h, tex_w = texture.shape[-2:]
-    limit = torch.tensor([1.0 - 1.0 / tex_w, 1.0 - 1.0 / tex_h], device=device)
-    grid = torch.maximum(torch.minimum(uv_to_grid(uv), limit), -limit)
-    grid = torch.where(mesh_hit[..., None], grid, torch.full_like(grid, -2.0))
+    # As published: uncovered pixels read the texture at grid (0, 0), the value the
+    # rasteriser leaves there, and texture and mask are read with zeros padding.
+    grid = torch.where(mesh_hit[..., None], uv_to_grid(uv), torch.zeros_like(uv))
     grid = batch_major(grid).to(texture.dtype)  # (B, N*R, R, 2)
     feats = F.grid_sample(texture, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     feats = feats.view(batch, -1, num_views, res, res).transpose(1, 2)  # (B, N, C, R, R), a strided view
     mesh_b = batch_major(mesh_hit).view(batch, num_views, 1, res, res)
-    cap_b = batch_major(cap_hit).view(batch, num_views, 1, res, res)
 
     if uv_mask is None:
         mask_val = torch.ones(batch, num_views, 1, res, res, device=device)
     else:
         mask_in = uv_mask.float().expand(batch, -1, -1, -1)
-        mask_val = F.grid_sample(mask_in, grid.float(), mode="bilinear", padding_mode="border", align_corners=False)
+        mask_val = F.grid_sample(mask_in, grid.float(), mode="bilinear", padding_mode="zeros", align_corners=False)
         mask_val = mask_val.view(batch, 1, num_views, res, res).transpose(1, 2)
-    alphas = mask_val * mesh_b + cap_b.float()
+    alphas = mask_val * mesh_b
+    coverage = mesh_b
+    if landmarks is not None and "front" in views:
+        front = views.index("front")
+        mesh_depth = frags.depth.view(num_views, batch, res, res)[front]
+        cap_b = _mouth_cap_pixels(landmarks, mesh_depth, res, box_warp, rasterize_impl)
+        is_front = torch.zeros(1, num_views, 1, 1, 1, dtype=torch.bool, device=device)
+        is_front[:, front] = True
+        cap_b = cap_b[:, None, None] & is_front  # (B, N, 1, R, R)
+        alphas = torch.where(cap_b, torch.ones_like(alphas), alphas)
+        coverage = coverage | cap_b
 
     uv_b = batch_major(uv * mesh_hit[..., None]).view(batch, num_views, res, res, 2).permute(0, 1, 4, 2, 3)
     depth = batch_major(frags.depth).view(batch, num_views, res, res)
     return ViewRendering(features=feats, alphas=alphas.to(feats.dtype), uv=uv_b,
-                         coverage=(mesh_b | cap_b).to(feats.dtype), depth=depth)
+                         coverage=coverage.to(feats.dtype), depth=depth)
 
 
 def combine_side(features: torch.Tensor, alphas: torch.Tensor,
@@ -244,7 +282,8 @@ def combine_side(features: torch.Tensor, alphas: torch.Tensor,
     Features: alpha-weighted mean (coverage-weighted where both alphas are zero); alpha:
     max of the two. Returns ((B, C, R, R), (B, 1, R, R)).
     """
-    weights = alphas + 1e-4 * coverage
+    # The 1e-8 gives pixels neither view covers the mean of the two views' fill value.
+    weights = alphas + 1e-4 * coverage + 1e-8
     weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-8)  # normalise on 1 channel
     feats = torch.addcmul(features[:, 1] * weights[:, 1], features[:, 0], weights[:, 0])
     return feats, alphas.max(dim=1).values

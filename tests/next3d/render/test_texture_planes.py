@@ -172,14 +172,21 @@ def test_combine_side_weighted_mean():
     assert_close(a.flatten(), torch.tensor([1.0, 1.0, 0.0, 0.75]), name="union")
 
 
+def centre_sample(texture):
+    """What grid_sample(align_corners=False) reads at grid (0, 0) of an even-sized texture:
+    the mean of its four centre texels (B, C)."""
+    h, w = texture.shape[-2:]
+    return texture[..., h // 2 - 1:h // 2 + 1, w // 2 - 1:w // 2 + 1].mean((-1, -2))
+
+
 def test_alpha_is_coverage_times_uv_mask():
     verts, faces, uv, uv_faces = ellipsoid_head()
     uv_mask = torch.zeros(1, 1, 32, 32)
     uv_mask[..., :16] = 1.0  # u < 0.5: the subject's right half (x < 0)
-    out = tp.build_texture_planes(verts[None], faces, uv, uv_faces, uv_mask, closed_mouth_landmarks(),
-                                  uv_ramp(32), 64, rasterize_impl="ref")
-    front_alpha, front_u = out.alphas[0, 0, 0], out.planes[0, 0, 0]
-    covered = front_u > 0
+    ren = tp.render_views(verts[None], faces, uv, uv_faces, uv_mask, closed_mouth_landmarks(), uv_ramp(32), 64,
+                          views=("front",), rasterize_impl="ref")
+    front_alpha, front_u = ren.alphas[0, 0, 0], ren.features[0, 0, 0]
+    covered = ren.coverage[0, 0, 0] > 0
     left = covered & (front_u < 0.45)
     assert int(left.sum()) > 50
     assert_close(front_alpha[left], torch.ones(int(left.sum())), name="mask 1")
@@ -189,7 +196,85 @@ def test_alpha_is_coverage_times_uv_mask():
     assert float(front_alpha[:, :28].mean()) > 0.05 and float(front_alpha[:, 36:].max()) == 0.0
 
 
-def test_mouth_cap_counts_as_covered_in_front_only():
+def test_uncovered_pixels_read_the_texture_at_grid_origin():
+    """As published: the rasteriser leaves UV 0 (grid (0, 0), the texture's centre) off the mesh."""
+    verts, faces, uv, uv_faces = ellipsoid_head()
+    tex = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    verts2 = torch.stack([verts, verts * 1.1])
+    ren = tp.render_views(verts2, faces, uv, uv_faces, None, closed_mouth_landmarks(2), tex, 40,
+                          rasterize_impl="ref")
+    expect = centre_sample(tex)  # (2, 3)
+    uncovered = ren.coverage[:, :, 0] == 0  # (B, N, R, R)
+    assert int(uncovered.sum()) > 1000 and bool((ren.alphas[:, :, 0][uncovered] == 0).all())
+    for b in range(2):
+        for v in range(4):
+            got = ren.features[b, v][:, uncovered[b, v]]  # (C, K)
+            assert_close(got, expect[b, :, None].expand_as(got), atol=1e-6, name=f"item {b} view {v}")
+    out = tp.build_texture_planes(verts2, faces, uv, uv_faces, None, closed_mouth_landmarks(2), tex, 40,
+                                  rasterize_impl="ref")
+    off = out.alphas[:, :, 0] == 0
+    for b in range(2):
+        for slot in range(3):  # the combined side plane too
+            got = out.planes[b, slot][:, off[b, slot]]
+            assert_close(got, expect[b, :, None].expand_as(got), atol=1e-5, name=f"item {b} slot {slot}")
+
+
+def _holed_ellipsoid_and_lips():
+    """The ellipsoid with a mouth-sized hole in its front, and inner-lip landmarks around it."""
+    verts, faces, uv, uv_faces = ellipsoid_head(60, 40)
+    centroid = verts[faces].mean(1)
+    hole = (centroid[:, 0].abs() < 0.03) & ((centroid[:, 1] + 0.05).abs() < 0.015) & (centroid[:, 2] > 0)
+    keep = ~hole
+    lms = closed_mouth_landmarks()
+    ang = torch.linspace(0, 2 * math.pi, 9)[:-1]
+    lms[0, 60:68, 0] = 0.03 * torch.cos(ang)
+    lms[0, 60:68, 1] = -0.05 + 0.015 * torch.sin(ang)
+    lms[0, 60:68, 2] = 0.07
+    return verts, faces[keep], uv, uv_faces[keep], lms, int(hole.sum())
+
+
+def _octagon_pixels(lms, res):
+    """Pixels strictly inside / outside the inner-lip octagon (with a margin) in the front plane."""
+    grid = world_to_plane_coords(flame_to_world(lms[:, 60:68]))[0, 0]  # (8, 2)
+    centres = (torch.arange(res) + 0.5) / res * 2 - 1
+    gy, gx = torch.meshgrid(centres, centres, indexing="ij")
+    inside = torch.ones(res, res, dtype=torch.bool)
+    outside = torch.zeros(res, res, dtype=torch.bool)
+    for k in range(8):
+        a, b = grid[k], grid[(k + 1) % 8]
+        e = (b[0] - a[0]) * (gy - a[1]) - (b[1] - a[1]) * (gx - a[0])
+        length = (b - a).norm()
+        inside &= e / length > 0.02
+        outside |= e / length < -0.02
+    return inside, outside
+
+
+def test_mouth_hole_alpha_one_and_features_from_the_mesh_behind():
+    """Published: alpha from the filled mask, features from the mesh rasterisation, which
+    culls back faces, so the hole shows nothing of the head's inside: the grid-origin fill."""
+    verts, faces, uv, uv_faces, lms, holed = _holed_ellipsoid_and_lips()
+    assert holed > 10
+    res = 64
+    tex = uv_ramp(32)
+    out = tp.build_texture_planes(verts[None], faces, uv, uv_faces, None, lms, tex, res, rasterize_impl="ref")
+    ren = tp.render_views(verts[None], faces, uv, uv_faces, None, lms, tex, res, views=("front",),
+                          rasterize_impl="ref")
+    inside, outside = _octagon_pixels(lms, res)
+    hole = inside & (ren.depth[0, 0] == float("inf"))  # no front face there: back faces are culled
+    assert int(hole.sum()) >= 12
+    assert bool((out.alphas[0, 0, 0][inside] == 1).all()), "the mouth interior counts as covered"
+    got = out.planes[0, 0][:, hole]
+    assert_close(got, centre_sample(tex)[0, :, None].expand_as(got), atol=1e-6, name="hole shows the fill")
+    assert_close(out.planes[0, 0][:, hole], torch.full_like(got, 0.5), atol=1e-6, name="uv ramp centre")
+    assert float(out.alphas[0, 0, 0][outside & (ren.coverage[0, 0, 0] == 0)].abs().max()) == 0.0
+    no_cap = tp.build_texture_planes(verts[None], faces, uv, uv_faces, None, closed_mouth_landmarks(), tex, res,
+                                     rasterize_impl="ref")
+    assert_close(out.alphas[0, 1:], no_cap.alphas[0, 1:], name="the cap is not in the top or side views")
+    assert_close(out.planes, no_cap.planes, name="the cap never changes features")
+
+
+def test_mouth_cap_does_not_occlude_the_mesh():
+    """A cap in front of an intact surface: alpha 1 inside it, features of the surface behind."""
     verts, faces, uv, uv_faces = ellipsoid_head()
     lms = closed_mouth_landmarks()
     ang = torch.linspace(0, 2 * math.pi, 9)[:-1]
@@ -200,22 +285,16 @@ def test_mouth_cap_counts_as_covered_in_front_only():
     res = 64
     out = tp.build_texture_planes(verts[None], faces, uv, uv_faces, uv_mask, lms, uv_ramp(32), res,
                                   rasterize_impl="ref")
-    grid = world_to_plane_coords(flame_to_world(lms[:, 60:68]))[0, 0]  # (8, 2)
-    centres = (torch.arange(res) + 0.5) / res * 2 - 1
-    gy, gx = torch.meshgrid(centres, centres, indexing="ij")
-    # Strictly inside the (convex) octagon: every edge function positive, with a margin.
-    inside = torch.ones(res, res, dtype=torch.bool)
-    outside = torch.zeros(res, res, dtype=torch.bool)
-    for k in range(8):
-        a, b = grid[k], grid[(k + 1) % 8]
-        e = (b[0] - a[0]) * (gy - a[1]) - (b[1] - a[1]) * (gx - a[0])
-        length = (b - a).norm()
-        inside &= e / length > 0.02
-        outside |= e / length < -0.02
+    ref = tp.build_texture_planes(verts[None], faces, uv, uv_faces, uv_mask, closed_mouth_landmarks(),
+                                  uv_ramp(32), res, rasterize_impl="ref")
+    inside, outside = _octagon_pixels(lms, res)
     assert int(inside.sum()) >= 12
     assert bool((out.alphas[0, 0, 0][inside] == 1).all()), "mouth interior covered in the front alpha"
-    assert float(out.planes[0, 0][:, inside].abs().max()) == 0.0, "cap features are zero"
     assert float(out.alphas[0, 0, 0][outside].abs().max()) == 0.0
+    assert_close(out.planes, ref.planes, name="features are the mesh's, cap or not")
+    # Those are the surface's UVs (u near 0.5 on the front of the ellipsoid), not a fill.
+    assert float((out.planes[0, 0, 0][inside] - 0.5).abs().max()) < 0.1
+    assert float(out.planes[0, 0, 1][inside].std()) > 1e-3
     assert float(out.alphas[0, 1:].abs().max()) == 0.0, "the cap is not in the top or side views"
 
 
