@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers import assert_close
 from next3d.render import mouth_region as mr
@@ -51,49 +52,104 @@ def test_lip_box_on_real_landmarks(flame_deca_dir):
     assert -0.6 < float(box[0, 1]) < 0.0
 
 
-def test_crop_mouth_reads_the_box():
-    res, size = 32, 8
-    coords = (torch.arange(res) + 0.5) / res * 2 - 1
-    plane = torch.stack(torch.meshgrid(coords, coords, indexing="xy"), 0)[None]  # (1, 2, R, R): (grid x, grid y)
-    box = torch.tensor([[0.1, -0.3, 0.5]])
-    patch = mr.crop_mouth(plane, box, size=size)
-    assert patch.shape == (1, 2, size, size)
-    local = (torch.arange(size) + 0.5) / size * 2 - 1
-    exp_x = 0.1 + 0.25 * local
-    exp_y = -0.3 + 0.25 * local
-    assert_close(patch[0, 0, 3], exp_x, atol=1e-5, name="patch x follows the box")
-    assert_close(patch[0, 1, :, 5], exp_y, atol=1e-5, name="patch y follows the box")
+def _published_box(lms, res=256):
+    """Next3D's gen_mouth_mask written out with numpy from FLAME landmarks (B, 68, 3) ->
+    [row0, row1, col0, col1] per item, on a res x res front plane."""
+    grid = world_to_plane_coords(flame_to_world(lms))[:, 0].numpy().astype(np.float32)  # (B, 68, 2)
+    lm = grid * (res / 2) + res / 2
+    lips = lm[:, 48:60]
+    avg = (lips[:, 0] + lips[:, 6]) * 0.5
+    ext = np.maximum(lips[..., 0].max(1) - lips[..., 0].min(1), lips[..., 1].max(1) - lips[..., 1].min(1))
+    mask_res = (ext * 1.2).astype(int)
+    half = mask_res // 2
+    return [[int(a[1] - h), int(a[1] + h), int(a[0] - h), int(a[0] + h)] for a, h in zip(avg, half)]
 
 
-def test_paste_mouth_inverse_of_crop():
-    res = 64
-    plane = torch.randn(2, 3, res, res)
-    mouth = torch.randn(2, 3, 16, 16)
-    # side 0.5 grid units = 16 pixels, centred on pixel edges: crop and paste are exact
-    box = torch.tensor([[0.0, 0.25, 0.5], [-0.5, 0.0, 0.5]])
+def test_box_pixels_by_hand():
+    # 256 plane: centre pixel coords (130.7, 150.3), side 50.28 px -> int 50, half 25.
+    box = torch.tensor([[130.7 / 128 - 1, 150.3 / 128 - 1, 50.28 / 128],
+                        [100.2 / 128 - 1, 90.9 / 128 - 1, 47.6 / 128]])  # 47 -> 2 * (47 // 2) = 46
+    row0, col0, side = mr.box_pixels(box, 256)
+    assert row0.tolist() == [125, 67] and col0.tolist() == [105, 77] and side.tolist() == [50, 46]
+    assert row0.dtype == torch.int64
+
+
+def test_box_pixels_match_published_gen_mouth_mask():
+    lms = _synthetic_landmarks(batch=3)
+    lms[1, :, 0] += 0.0137
+    lms[2, :, :2] *= 1.09
+    lms[2, :, 1] += 0.004
+    row0, col0, side = mr.box_pixels(mr.lip_box(lms), 256)
+    got = [[r, r + s, c, c + s] for r, c, s in zip(row0.tolist(), col0.tolist(), side.tolist())]
+    assert got == _published_box(lms)
+
+
+def _published_crop(plane, rows_cols, size):
+    return torch.cat([F.interpolate(plane[i:i + 1, :, r0:r1, c0:c1], size=(size, size), mode="bilinear",
+                                    antialias=True) for i, (r0, r1, c0, c1) in enumerate(rows_cols)])
+
+
+def _box(r0, c0, s, res):
+    """A grid-coordinate box whose pixel block is rows [r0, r0 + s), cols [c0, c0 + s)."""
+    return [(c0 + s / 2) / (res / 2) - 1, (r0 + s / 2) / (res / 2) - 1, s / (res / 2)]
+
+
+def test_crop_mouth_is_the_published_one_step_resize():
+    res = 48
+    plane = torch.randn(3, 2, res, res, generator=torch.Generator().manual_seed(0))
+    blocks = [(5, 9, 12), (20, 3, 24), (10, 14, 30)]  # 12 px upsampled to 16; 24 and 30 px downsampled
+    box = torch.tensor([_box(r, c, s, res) for r, c, s in blocks])
+    patch = mr.crop_mouth(plane, box, size=16)
+    assert patch.shape == (3, 2, 16, 16)
+    expect = _published_crop(plane, [(r, r + s, c, c + s) for r, c, s in blocks], 16)
+    assert_close(patch, expect, atol=1e-5, name="F.interpolate(plane[r0:r1, c0:c1], antialias=True)")
+
+
+def test_paste_mouth_is_the_published_one_step_resize():
+    res = 40
+    plane = torch.randn(2, 3, res, res, generator=torch.Generator().manual_seed(1))
+    mouth = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    blocks = [(6, 10, 14), (18, 2, 20)]
+    box = torch.tensor([_box(r, c, s, res) for r, c, s in blocks])
     pasted = mr.paste_mouth(plane, mouth, box)
-    assert_close(mr.crop_mouth(pasted, box, size=16), mouth, atol=1e-5, name="crop(paste(mouth)) = mouth")
-    # outside the box the plane is untouched
-    assert_close(pasted[0, :, :, :20], plane[0, :, :, :20], name="left of box 0")
-    assert_close(pasted[0, :, :32, :], plane[0, :, :32, :], name="above box 0")
-    changed = ((pasted - plane).abs() > 1e-4).any(dim=1)
-    assert int(changed[0].sum()) == 16 * 16 and int(changed[1].sum()) == 16 * 16
-    rows, cols = torch.nonzero(changed[0], as_tuple=True)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (32, 47, 24, 39)
+    expect = plane.clone()
+    for i, (r, c, s) in enumerate(blocks):
+        expect[i, :, r:r + s, c:c + s] = F.interpolate(mouth[i:i + 1], size=(s, s), mode="bilinear",
+                                                       antialias=True)[0]
+    assert_close(pasted, expect, atol=1e-5, name="published paste")
+    changed = ((pasted - plane).abs() > 0).any(dim=1)
+    assert int(changed[0].sum()) == 14 * 14 and int(changed[1].sum()) == 20 * 20
+    # A patch of the box's own size goes in unchanged, and crops back out unchanged.
+    same = torch.randn(2, 3, 14, 14)
+    box0 = box[:1].expand(2, 3)
+    assert_close(mr.crop_mouth(mr.paste_mouth(plane, same, box0), box0, size=14), same, atol=1e-5,
+                 name="crop(paste(mouth)) = mouth")
 
 
-def test_paste_blends_partial_pixels_and_is_differentiable():
-    plane = torch.zeros(1, 1, 16, 16, requires_grad=True)
-    mouth = torch.ones(1, 1, 4, 4, requires_grad=True)
-    box = torch.tensor([[0.03, 0.0, 0.5]])  # not pixel aligned
+def test_box_outside_the_plane_reads_zeros_and_writes_nothing_there():
+    res = 16
+    plane = torch.randn(1, 1, res, res)
+    box = torch.tensor([_box(-3, 10, 8, res)])  # rows -3..4, cols 10..17 (two past the edge)
+    padded = F.pad(plane, (0, 2, 3, 0))  # zeros above and to the right
+    expect = F.interpolate(padded[:, :, 0:8, 10:18], size=(12, 12), mode="bilinear", antialias=True)
+    assert_close(mr.crop_mouth(plane, box, size=12), expect, atol=1e-5, name="zeros outside")
+    pasted = mr.paste_mouth(plane, torch.ones(1, 1, 8, 8), box)
+    assert_close(pasted[0, 0, :5, 10:], torch.ones(5, 6), name="inside part written")
+    assert_close(pasted[0, 0, 5:], plane[0, 0, 5:], name="rest untouched")
+
+
+def test_crop_and_paste_are_differentiable_in_plane_and_patch():
+    plane = torch.randn(1, 2, 16, 16, requires_grad=True)
+    mouth = torch.randn(1, 2, 8, 8, requires_grad=True)
+    box = torch.tensor([_box(4, 5, 6, 16)])
     out = mr.paste_mouth(plane, mouth, box)
-    assert float(out.detach().min()) >= 0 and float(out.detach().max()) <= 1 + 1e-6
-    assert abs(float(out.detach().sum()) - (0.5 / 2 * 16) ** 2) < 0.5, "pasted area = box area in pixels"
     (out * torch.randn_like(out)).sum().backward()
-    assert plane.grad is not None and mouth.grad is not None and mouth.grad.abs().sum() > 0
-    crop = mr.crop_mouth(plane, box)
-    crop.sum().backward()
-    assert plane.grad.abs().sum() > 0
+    assert float(mouth.grad.abs().sum()) > 0
+    assert float(plane.grad[0, :, 4:10, 5:11].abs().max()) == 0.0, "pixels under the patch are replaced"
+    plane.grad = None
+    mr.crop_mouth(plane, box, size=8).sum().backward()
+    assert float(plane.grad[0, :, 4:10, 5:11].abs().min()) > 0 and float(plane.grad.abs().sum()) > 0
+    assert float(plane.grad[0, :, :4].abs().max()) == 0.0, "only the box is read"
 
 
 def test_mouth_cap_covers_inner_lip_polygon():
