@@ -289,6 +289,9 @@ class RenderConfig(_Config):
                       "must be a power of two >= 4")
         self._require(self.samples_per_ray >= 1, "samples_per_ray", "needs at least 1 sample")
         self._require(self.importance_samples >= 0, "importance_samples", "cannot be negative")
+        self._require(self.importance_samples == 0 or self.samples_per_ray >= 4, "samples_per_ray",
+                      "needs at least 4 coarse samples when importance_samples > 0 (EG3D's importance "
+                      "sampler smooths the coarse weights and drops the two end bins)")
         self._require(0.0 < self.ray_start < self.ray_end, "ray_start", f"must satisfy 0 < ray_start < ray_end ({self.ray_end})")
         self._require(self.box_warp > 0, "box_warp", "must be positive")
 

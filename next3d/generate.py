@@ -10,7 +10,7 @@ Conventions (as in EG3D's `gen_samples.py`, so a seed means the same thing every
 * Views: `views` yaws spread evenly over [-yaw_range, +yaw_range] radians at pitch
   `pitch` (one view = frontal); yaw > 0 shows the subject's left cheek.
 * One FLAME input (shape, expression, pose) drives every seed.
-* Rendering uses deterministic depth samples (bin centres, fixed importance quantiles;
+* Rendering uses deterministic depth samples (evenly spaced coarse samples, fixed importance quantiles;
   see `deterministic_rays`), so a seed gives the same pixels whatever the batch and run.
 
 Per seed, `generate` yields a `SeedOutput`: images (V, 3, H, W) in [-1, 1], depth maps
@@ -149,7 +149,7 @@ def view_labels(G: torch.nn.Module, yaws: Sequence[float], pitch: float = 0.0,
 
 @contextlib.contextmanager
 def deterministic_rays(G: torch.nn.Module):
-    """Within the block, `G.renderer` samples depths at bin centres and fixed importance
+    """Within the block, `G.renderer` samples evenly spaced coarse depths and fixed importance
     quantiles (no random jitter), so renders do not depend on batch composition or RNG."""
     renderer = G.renderer
     saved = renderer.options
@@ -262,7 +262,6 @@ def generate(G: torch.nn.Module, seeds: Sequence[int], flame: Optional[Mapping[s
     was_training = G.training
     G.eval()
     yaws = view_yaws(options.views, options.yaw_range)
-    views = len(yaws)
     c_cond = frontal_label(G, device)
     c_views = view_labels(G, yaws, options.pitch, device)
     mesh = _head_mesh(G, flame, device)

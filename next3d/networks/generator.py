@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from next3d.config import GeneratorConfig
 from next3d.flame.files import FlameModelData, load_flame_model
@@ -170,10 +169,7 @@ class Next3DGenerator(torch.nn.Module):
         crop_size = self.config.mouth.crop_size
         crop = mouth_region.crop_mouth(front, box, size=crop_size)
         mouth = self.mouth_backbone.synthesis(crop, fit_ws(ws, self.mouth_backbone.num_ws), **synthesis_kwargs)
-        if mouth.shape[-1] != crop_size:
-            # The box covers about crop_size plane pixels: filter before pasting (no aliasing).
-            mouth = F.interpolate(mouth, size=(crop_size, crop_size), mode="bilinear", align_corners=False,
-                                  antialias=True)
+        # As published: the network's full-size output is resized once, straight to the box.
         return mouth_region.paste_mouth(front, mouth, box)
 
     def synthesize_planes(self, ws: torch.Tensor, flame: FlameInput, update_emas: bool = False,

@@ -29,7 +29,6 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from torch_utils.misc import assert_shape
 

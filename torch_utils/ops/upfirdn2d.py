@@ -23,7 +23,7 @@ one for the tensor's device when available, else the reference.
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
