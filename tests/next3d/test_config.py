@@ -79,6 +79,9 @@ def test_semantic_checks():
         RenderConfig(neural_resolution=48)
     with pytest.raises(ConfigError, match="out_resolution: must be 4 x input_resolution"):
         GeneratorConfig().replace(**{"superres.out_resolution": 1024})
+    with pytest.raises(ConfigError, match="samples_per_ray: needs at least 4 coarse samples"):
+        RenderConfig(samples_per_ray=3, importance_samples=8)
+    assert RenderConfig(samples_per_ray=3, importance_samples=0).samples_per_ray == 3
 
 
 def test_replace_with_dotted_keys():
