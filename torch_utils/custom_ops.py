@@ -23,7 +23,7 @@ import shutil
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -187,6 +187,32 @@ def register(op: str, device_type: str, module_name: str, loader) -> None:
     """Declare that `op` has a compiled path on `device_type` ("cpu" or "cuda"), built as
     extension `module_name` by `loader()`."""
     _registry.setdefault(op, {})[device_type] = (module_name, loader)
+
+
+def declare_op(
+    op: str,
+    *,
+    cpu_sources: Sequence[str],
+    cuda_sources: Sequence[str],
+    headers: Sequence[str] = (),
+    extra_cflags: Sequence[str] = (),
+    extra_cuda_cflags: Sequence[str] = (),
+) -> Dict[str, Callable[[], Optional[object]]]:
+    """Declare the CPU and CUDA builds of `op` (extensions `<op>_cpu`, `<op>_cuda`).
+
+    Registers both for `next3d info` and returns {"cpu": loader, "cuda": loader}; each
+    loader builds lazily through `load_op` and returns the module or None.
+    """
+    def load_cpu():
+        return load_op(f"{op}_cpu", cpu_sources, headers=headers, extra_cflags=extra_cflags)
+
+    def load_cuda():
+        return load_op(f"{op}_cuda", cuda_sources, cuda=True, headers=headers, extra_cflags=extra_cflags,
+                       extra_cuda_cflags=extra_cuda_cflags)
+
+    register(op, "cpu", f"{op}_cpu", load_cpu)
+    register(op, "cuda", f"{op}_cuda", load_cuda)
+    return {"cpu": load_cpu, "cuda": load_cuda}
 
 
 def registered() -> Dict[str, Dict[str, tuple]]:

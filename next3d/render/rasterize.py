@@ -87,29 +87,16 @@ class Fragments:
 # Compiled ops.
 
 
-def _load_cpu():
-    return custom_ops.load_op(
-        "rasterize_cpu",
-        ["rasterize/rasterize_cpu.cpp"],
-        headers=["rasterize/rasterize.h"],
-        # Contracting a*b+c into FMA would change float64 roundings and break exact agreement.
-        extra_cflags=["-ffp-contract=off"],
-    )
-
-
-def _load_cuda():
-    return custom_ops.load_op(
-        "rasterize_cuda",
-        ["rasterize/rasterize_cuda_bind.cpp", "rasterize/rasterize_cuda.cu"],
-        cuda=True,
-        headers=["rasterize/rasterize.h"],
-        extra_cflags=["-ffp-contract=off"],
-        extra_cuda_cflags=["--fmad=false"],
-    )
-
-
-custom_ops.register("rasterize", "cpu", "rasterize_cpu", _load_cpu)
-custom_ops.register("rasterize", "cuda", "rasterize_cuda", _load_cuda)
+_LOADERS = custom_ops.declare_op(
+    "rasterize",
+    cpu_sources=["rasterize/rasterize_cpu.cpp"],
+    cuda_sources=["rasterize/rasterize_cuda_bind.cpp", "rasterize/rasterize_cuda.cu"],
+    headers=["rasterize/rasterize.h"],
+    # Contracting a*b+c into FMA would change float64 roundings and break exact agreement.
+    extra_cflags=["-ffp-contract=off"],
+    extra_cuda_cflags=["--fmad=false"],
+)
+_load_cpu, _load_cuda = _LOADERS["cpu"], _LOADERS["cuda"]
 
 
 # ----------------------------------------------------------------------------------------

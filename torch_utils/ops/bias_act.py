@@ -65,22 +65,13 @@ _COMPILED_DTYPES = {
 }
 
 
-def _load_cpu():
-    return custom_ops.load_op("bias_act_cpu", ["bias_act/bias_act_cpu.cpp"], headers=["bias_act/bias_act.h"])
-
-
-def _load_cuda():
-    return custom_ops.load_op(
-        "bias_act_cuda",
-        ["bias_act/bias_act_cuda.cpp", "bias_act/bias_act_cuda.cu"],
-        cuda=True,
-        headers=["bias_act/bias_act.h"],
-    )
-
-
-_LOADERS = {"cpu": _load_cpu, "cuda": _load_cuda}
-custom_ops.register("bias_act", "cpu", "bias_act_cpu", _load_cpu)
-custom_ops.register("bias_act", "cuda", "bias_act_cuda", _load_cuda)
+_LOADERS = custom_ops.declare_op(
+    "bias_act",
+    cpu_sources=["bias_act/bias_act_cpu.cpp"],
+    cuda_sources=["bias_act/bias_act_cuda.cpp", "bias_act/bias_act_cuda.cu"],
+    headers=["bias_act/bias_act.h"],
+)
+_load_cpu, _load_cuda = _LOADERS["cpu"], _LOADERS["cuda"]
 
 
 def _resolve(x, b, dim, act, alpha, gain, clamp, impl):

@@ -39,22 +39,13 @@ _COMPILED_DTYPES = {
 }
 
 
-def _load_cpu():
-    return custom_ops.load_op("upfirdn2d_cpu", ["upfirdn2d/upfirdn2d_cpu.cpp"], headers=["upfirdn2d/upfirdn2d.h"])
-
-
-def _load_cuda():
-    return custom_ops.load_op(
-        "upfirdn2d_cuda",
-        ["upfirdn2d/upfirdn2d_cuda.cpp", "upfirdn2d/upfirdn2d_cuda.cu"],
-        cuda=True,
-        headers=["upfirdn2d/upfirdn2d.h"],
-    )
-
-
-_LOADERS = {"cpu": _load_cpu, "cuda": _load_cuda}
-custom_ops.register("upfirdn2d", "cpu", "upfirdn2d_cpu", _load_cpu)
-custom_ops.register("upfirdn2d", "cuda", "upfirdn2d_cuda", _load_cuda)
+_LOADERS = custom_ops.declare_op(
+    "upfirdn2d",
+    cpu_sources=["upfirdn2d/upfirdn2d_cpu.cpp"],
+    cuda_sources=["upfirdn2d/upfirdn2d_cuda.cpp", "upfirdn2d/upfirdn2d_cuda.cu"],
+    headers=["upfirdn2d/upfirdn2d.h"],
+)
+_load_cpu, _load_cuda = _LOADERS["cpu"], _LOADERS["cuda"]
 
 
 # ----------------------------------------------------------------------------- argument parsing
