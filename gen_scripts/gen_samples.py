@@ -7,7 +7,7 @@ A thin wrapper around `next3d generate` (same options; `--outdir` works as in EG
 The work is done by `next3d.generate`; run with --help for every option.
 """
 
-from next3d.generate_cmd import generate
+from next3d.cli.generate import generate
 
 if __name__ == "__main__":
     generate.main(prog_name="gen_samples.py")

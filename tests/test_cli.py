@@ -45,3 +45,14 @@ def test_unknown_ops_mode_is_a_clear_error(monkeypatch):
         assert "NEXT3D_OPS" in str(exc) and "auto" in str(exc)
     else:
         raise AssertionError("an unknown NEXT3D_OPS value must be refused")
+
+
+def test_click_lives_only_in_the_command_package():
+    """Library modules hold no click code: every `import click` is under next3d/cli/."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    offenders = [str(p.relative_to(root)) for top in ("next3d", "torch_utils", "training")
+                 for p in (root / top).rglob("*.py")
+                 if "next3d/cli/" not in p.as_posix() and ("import click" in p.read_text() or "from click" in p.read_text())]
+    assert offenders == []

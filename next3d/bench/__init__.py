@@ -1,4 +1,5 @@
-"""Benchmarks that print JSON: `next3d bench TOPIC` or `python -m next3d.bench TOPIC`.
+"""Benchmarks that print JSON (`next3d bench TOPIC`, `python -m next3d.bench TOPIC`; the command is
+in `next3d/cli/bench.py`).
 
 Each topic is a module `next3d.bench.<topic>` with a function
 `run(devices: list[str], quick: bool) -> dict`. Speed is always reported beside the
@@ -9,12 +10,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
-import sys
 import time
 from typing import Callable, Dict, List
 
-import click
 import torch
 
 _ALL_TOPICS = ("ops", "flame", "raster", "generator")
@@ -53,35 +51,3 @@ def run_topics(topics, devices, quick) -> Dict[str, dict]:
         module = importlib.import_module(f"next3d.bench.{topic}")
         out[topic] = module.run(devices=devices, quick=quick)
     return out
-
-
-@click.command()
-@click.argument("topics", nargs=-1, type=click.Choice(TOPICS + ("all",)))
-@click.option("--device", "device_opt", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Devices to measure: auto = CPU and CUDA when present.")
-@click.option("--quick", is_flag=True, help="Smaller sizes and fewer repeats (a smoke run).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
-def bench(topics, device_opt, quick, out):
-    """Measure speed and print JSON. TOPICS: ops, flame, raster, generator, or all (default)."""
-    if not topics or "all" in topics:
-        topics = TOPICS
-    if device_opt == "auto":
-        devices = default_devices()
-    elif device_opt == "cuda" and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda was asked for, but torch sees no CUDA device")
-    else:
-        devices = [device_opt]
-    result = run_topics(topics, devices, quick)
-    text = json.dumps(result, indent=2)
-    click.echo(text)
-    if out:
-        with open(out, "w") as fh:
-            fh.write(text + "\n")
-
-
-def main(argv=None):
-    bench.main(args=argv, prog_name="python -m next3d.bench")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])

@@ -1,3 +1,3 @@
-from next3d.bench import main
+from next3d.cli.bench import bench
 
-main()
+bench.main(prog_name="python -m next3d.bench")

@@ -2,5 +2,5 @@
 
 `legacy_pickle` reads the pickles without executing anything from them, `name_map` maps
 weights and constructor arguments to the project's names and configuration, `published`
-orchestrates, and `commands` holds the `next3d convert` command.
+orchestrates; the `next3d convert` command is in `next3d/cli/convert.py`.
 """

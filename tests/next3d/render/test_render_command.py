@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-flame_commands = pytest.importorskip("next3d.flame.commands")
+flame_commands = pytest.importorskip("next3d.cli.flame")
 
 
 def _invoke(args):

@@ -1,14 +1,13 @@
-"""`next3d flame ...` commands. The shared FLAME options live in `flame_options` /
-`flame_params_from_options`, for reuse by other subcommands of this group (e.g. `render`).
-"""
+"""Options shared by several commands: the FLAME options and loading the FLAME layer from them,
+the device choice, and the output folder check."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import click
-import numpy as np
 import torch
 
 
@@ -70,41 +69,24 @@ def load_flame_from_options(flame_dir):
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
-def flame():
-    """FLAME head model: export meshes (real FLAME files or the built-in head)."""
+def resolve_device(choice: str) -> str:
+    """--device auto|cpu|cuda -> a torch device string; cuda without a GPU is a click error."""
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
+    return choice
 
 
-@flame.command()
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output .obj path.")
-@flame_options
-@click.option("--preview", is_flag=True, help="Also write a shaded preview PNG (front, side, three-quarter).")
-def export(out_path, preview, **opts):
-    """Write the posed mesh as OBJ with UVs, and its 68 landmarks beside it (`<out>_landmarks.txt`)."""
-    from next3d.flame.obj_io import write_obj
-
-    model = load_flame_from_options(opts["flame_dir"])
-    params = flame_params_from_options(model, **opts)
-    with torch.no_grad():
-        result = model(**params)
-    out_path = Path(out_path)
-    if not out_path.parent.exists():
-        raise click.ClickException(f"--out: folder {out_path.parent} does not exist")
-    verts = result.vertices[0].numpy()
-    write_obj(out_path, verts, model.faces, model.uv_coords, model.uv_faces)
-    lmk_path = out_path.with_name(out_path.stem + "_landmarks.txt")
-    np.savetxt(lmk_path, result.landmarks[0].numpy(), fmt="%.6f")
-    click.echo(f"wrote {out_path} ({verts.shape[0]} vertices, {model.faces.shape[0]} faces, model "
-               f"{model.model_name}) and {lmk_path}")
-    if preview:
-        from next3d.flame.builtin.preview import save_preview
-
-        png = out_path.with_suffix(".png")
-        save_preview(png, verts, model.faces.numpy())
-        click.echo(f"wrote {png}")
-
-
-__all__ = ["flame", "flame_options", "flame_params_from_options", "load_flame_from_options", "FLAME_OPTION_NAMES"]
-
-from next3d.render.commands import make_render_command  # noqa: E402  (the render subcommand)
-flame.add_command(make_render_command(), "render")
+def prepare_out_dir(out_dir: str) -> Path:
+    """Create --out if needed and check it is a writable folder (click errors otherwise)."""
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise click.ClickException(f"--out {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"--out {path}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise click.ClickException(f"--out {path}: the folder is not writable")
+    return path

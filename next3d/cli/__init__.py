@@ -1,7 +1,7 @@
 """The `next3d` console command: one click group, subcommands registered from their modules.
 
-Each subcommand lives beside the code it drives (e.g. `next3d/flame/commands.py`) and
-only parses arguments, loads, and calls the library.
+All click code lives in this package, one thin module per subcommand that parses
+arguments, loads, and calls the library; library modules hold no click code.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import next3d
 # (module, attribute) of each subcommand; imported lazily so `next3d --help` stays fast
 # and one broken optional piece cannot take the whole command down.
 _SUBCOMMANDS = {
-    "info": ("next3d.info", "info"),
-    "bench": ("next3d.bench", "bench"),
-    "convert": ("next3d.convert.commands", "convert"),
-    "flame": ("next3d.flame.commands", "flame"),
-    "generate": ("next3d.generate_cmd", "generate"),
+    "info": ("next3d.cli.info", "info"),
+    "bench": ("next3d.cli.bench", "bench"),
+    "convert": ("next3d.cli.convert", "convert"),
+    "flame": ("next3d.cli.flame", "flame"),
+    "generate": ("next3d.cli.generate", "generate"),
 }
 
 

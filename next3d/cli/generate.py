@@ -6,35 +6,12 @@ Conventions (seeds, conditioning camera, views, files) are in `next3d/generate.p
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import click
-import torch
 
-from next3d.flame.commands import flame_options
-
-
-def _device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
-    return choice
-
-
-def _prepare_out(out_dir: str) -> Path:
-    path = Path(out_dir)
-    if path.exists() and not path.is_dir():
-        raise click.ClickException(f"--out {path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"--out {path}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise click.ClickException(f"--out {path}: the folder is not writable")
-    return path
+from next3d.cli.options import flame_options, prepare_out_dir, resolve_device
 
 
 def _list_paths(paths, limit: int = 8) -> str:
@@ -85,7 +62,7 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
     """
     from tqdm import tqdm
 
-    from next3d.flame.commands import flame_params_from_options
+    from next3d.cli.options import flame_params_from_options
     from next3d.generate import (GenerateError, GenerateOptions, generate as run_generate, load_generator,
                                  parse_seeds, save_seed_output)
 
@@ -97,14 +74,14 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
                                   neural_resolution=neural_resolution, shapes=shapes, shape_res=shape_res)
     except GenerateError as exc:
         raise click.ClickException(str(exc)) from None
-    device = _device(device_choice)
+    device = resolve_device(device_choice)
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise click.ClickException(f"--out {out_dir}: exists and is not a folder")
     try:
         G = load_generator(network, device=device, flame_dir=flame_opts.get("flame_dir"))
     except ValueError as exc:  # GenerateError, CheckpointError, FlameFilesError, ConfigError
         raise click.ClickException(str(exc)) from None
-    out = _prepare_out(out_dir)
+    out = prepare_out_dir(out_dir)
     flame = flame_params_from_options(G.flame, **flame_opts)
 
     written, notes = [], []

@@ -1,0 +1,34 @@
+"""`next3d bench TOPIC`: measure speed and print JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import torch
+
+from next3d.bench import TOPICS, default_devices, run_topics
+
+
+@click.command()
+@click.argument("topics", nargs=-1, type=click.Choice(TOPICS + ("all",)))
+@click.option("--device", "device_opt", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Devices to measure: auto = CPU and CUDA when present.")
+@click.option("--quick", is_flag=True, help="Smaller sizes and fewer repeats (a smoke run).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
+def bench(topics, device_opt, quick, out):
+    """Measure speed and print JSON. TOPICS: ops, flame, raster, generator, or all (default)."""
+    if not topics or "all" in topics:
+        topics = TOPICS
+    if device_opt == "auto":
+        devices = default_devices()
+    elif device_opt == "cuda" and not torch.cuda.is_available():
+        raise click.ClickException("--device cuda was asked for, but torch sees no CUDA device")
+    else:
+        devices = [device_opt]
+    result = run_topics(topics, devices, quick)
+    text = json.dumps(result, indent=2)
+    click.echo(text)
+    if out:
+        with open(out, "w") as fh:
+            fh.write(text + "\n")
