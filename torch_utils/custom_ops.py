@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import sys
+import contextlib
 import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -97,6 +98,33 @@ def _source_hash(paths: Sequence[Path], flags: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _build_lock(build_dir: Path):
+    """Hold an OS-level lock on `build_dir` while building or loading there.
+
+    torch's own build lock is a plain file (`build_dir/lock`) that a killed build
+    (Ctrl-C, kill -9, a crashed test) leaves behind, after which every later build of
+    that op waits forever. Every next3d process builds under this `flock` first, and the
+    kernel drops a flock when its holder dies, so a `lock` file found while holding it
+    belongs to no live next3d build and is removed.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: torch's baton alone
+        yield
+        return
+    with open(build_dir / ".next3d-build.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            stale = build_dir / "lock"
+            if stale.exists():
+                _say(f"removing a stale build lock left by an interrupted build: {stale}")
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _say(msg: str) -> None:
     print(f"next3d: {msg}", file=sys.stderr, flush=True)
 
@@ -155,16 +183,17 @@ def load_op(
                 _say(f"building op '{name}' (first use; cached in {build_dir}) ...")
             from torch.utils import cpp_extension
 
-            module = cpp_extension.load(
-                name=name,
-                sources=[str(p) for p in src_paths],
-                extra_include_paths=[str(CSRC_DIR)],
-                extra_cflags=cflags,
-                extra_cuda_cflags=cuda_cflags if cuda else None,
-                build_directory=str(build_dir),
-                with_cuda=cuda,
-                verbose=os.environ.get("NEXT3D_OPS_VERBOSE", "") == "1",
-            )
+            with _build_lock(build_dir):
+                module = cpp_extension.load(
+                    name=name,
+                    sources=[str(p) for p in src_paths],
+                    extra_include_paths=[str(CSRC_DIR)],
+                    extra_cflags=cflags,
+                    extra_cuda_cflags=cuda_cflags if cuda else None,
+                    build_directory=str(build_dir),
+                    with_cuda=cuda,
+                    verbose=os.environ.get("NEXT3D_OPS_VERBOSE", "") == "1",
+                )
         except Exception as exc:  # any build or import failure falls back, with the reason
             first = next((ln.strip() for ln in str(exc).splitlines() if "error" in ln.lower()), None)
             detail = first or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -111,3 +111,27 @@ def test_registry_lists_the_ops():
     assert reg["bias_act"]["cpu"][0] == "bias_act_cpu"
     loaded = reg["upfirdn2d"]["cpu"][1]()
     assert (loaded is not None) == (custom_ops.ops_mode() == "auto")
+
+
+def test_stale_build_lock_of_a_killed_build_is_removed():
+    """torch's `lock` file left by a killed build must not make later loads wait forever."""
+    if custom_ops.ops_mode() == "ref":
+        pytest.skip("NEXT3D_OPS=ref")
+    if not hasattr(os, "fork"):
+        pytest.skip("flock-based lock is POSIX only")
+    assert bias_act._load_cpu() is not None
+    build_dir = custom_ops.statuses()["bias_act_cpu"].path
+    stale = os.path.join(build_dir, "lock")
+    open(stale, "w").close()  # what a build killed between acquiring and releasing leaves
+    env = dict(os.environ, NEXT3D_BUILD_CACHE=str(custom_ops.build_cache_dir()), NEXT3D_OPS="auto")
+    code = (
+        "from torch_utils import custom_ops\n"
+        "from torch_utils.ops import bias_act\n"
+        "assert bias_act._load_cpu() is not None\n"
+        "print(custom_ops.statuses()['bias_act_cpu'].reason)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "cached"
+    assert "stale build lock" in res.stderr
+    assert not os.path.exists(stale)
