@@ -33,6 +33,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import torch
 
+from next3d.errors import Next3DError
 from torch_utils.misc import assert_shape
 
 RANDOM_PREFIX = "random:"
@@ -40,7 +41,7 @@ MAX_SEED = 2 ** 32 - 1  # np.random.RandomState accepts seeds in [0, 2^32).
 NOISE_MODES = ("const", "random", "none")
 
 
-class GenerateError(ValueError):
+class GenerateError(Next3DError, ValueError):
     """A user-facing problem with the generation inputs (seeds, network, options)."""
 
 

@@ -13,10 +13,12 @@ import pickle
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, Optional, Tuple, Union
 
+from next3d.errors import Next3DError
+
 GlobalKey = Tuple[str, str]
 
 
-class UnsafePickleError(pickle.UnpicklingError, ValueError):
+class UnsafePickleError(Next3DError, pickle.UnpicklingError, ValueError):
     """The pickle asked for a global that is not on the allow-list."""
 
 

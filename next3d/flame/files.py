@@ -32,6 +32,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from next3d.errors import Next3DError
 from next3d.flame.landmarks import LandmarkEmbedding, embedding_from_deca, embedding_from_ringnet
 from next3d.flame.obj_io import read_obj
 from next3d.flame.pickles import load_model_pickle, load_pickled_npy
@@ -48,7 +49,7 @@ NUM_JOINTS = 5
 LAYOUT_DOC = "the FLAME folder layout is documented in next3d/flame/files.py and the README ('FLAME files')"
 
 
-class FlameFilesError(ValueError):
+class FlameFilesError(Next3DError, ValueError):
     """A FLAME folder is missing a file or holds a malformed one."""
 
 
