@@ -88,6 +88,26 @@ def _files(tmp: Path) -> dict:
         "truncated_n3d": lambda: (tmp / "trunc.n3d").write_bytes(
             write_n3d(tmp / "full.n3d").read_bytes()[:-30]),
         "pkl_as_n3d": lambda: (tmp / "pickle.n3d").write_bytes(evil_pickle_bytes(marker)),
+        "list_disc_n3d": lambda: write_n3d(tmp / "listdisc.n3d", discriminator=[1]),
+        "list_extra_n3d": lambda: write_n3d(tmp / "listextra.n3d", extra=["x"]),
+        "config_list_n3d": lambda: write_n3d(tmp / "cfglist.n3d", raw_config=b"[1, 2]"),
+        "no_format_n3d": lambda: write_n3d(tmp / "nofmt.n3d", raw_config=b'{"generator": {}}'),
+        "neg_shape_n3d": lambda: write_n3d(tmp / "negshape.n3d", groups={
+            "G": {"file": "G.safetensors", "tensors": {"w": ["float32", [-2]]}}}),
+        "st_notjson_n3d": lambda: write_n3d(tmp / "stjson.n3d", members={
+            "G.safetensors": (5).to_bytes(8, "little") + b"{abc}"}),
+        "st_dtype_n3d": lambda: write_n3d(tmp / "stdtype.n3d", members={"G.safetensors": safetensors_bytes(
+            {"w": {"dtype": "PYOBJ", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8)}),
+        "st_offsets_n3d": lambda: write_n3d(tmp / "stoff.n3d", members={"G.safetensors": safetensors_bytes(
+            {"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, b"\0" * 8)}),
+        "st_short_n3d": lambda: write_n3d(tmp / "stshort.n3d", members={"G.safetensors": b"\x01"}),
+        "index_mismatch_n3d": lambda: write_n3d(tmp / "mismatch.n3d", groups={
+            "G": {"file": "G.safetensors", "tensors": {"other": ["float32", [2]]}}}),
+        "wrong_weights_n3d": lambda: write_n3d(tmp / "wrongw.n3d"),
+        "bool_n3d": lambda: write_n3d(tmp / "bool.n3d", config=_cfg(z_dim=True)),
+        "unknown_key_n3d": lambda: write_n3d(tmp / "unknown.n3d", config=_cfg(render__sample_count=5)),
+        "a_obj": lambda: (tmp / "old.obj").write_text("v 0 0 0"),
+        "a_png": lambda: (tmp / "old.png").write_bytes(b"\x89PNG old"),
         "empty_dir": lambda: (tmp / "emptydir").mkdir(),
         "a_file": lambda: (tmp / "afile").write_text("x"),
         "fifo_obj": lambda: os.mkfifo(tmp / "fifo.obj"),
@@ -302,6 +322,66 @@ CASES = [
     ("bench-out-exists", ["bench", "flame", "--quick", "--out", "{a_file}"], ["--force"], {}),
     ("bench-topic", ["bench", "nonsense"], ["nonsense"], {}),
     ("bench-device", ["bench", "flame", "--device", "tpu"], ["--device"], {}),
+    # -- more numbers and counts
+    ("gen-seeds-blank-part", ["generate", "--network", "random:tiny", "--seeds", "0,,1", "--out", "{tmp}/o"],
+     ["seeds"], {}),
+    ("gen-seeds-open-range", ["generate", "--network", "random:tiny", "--seeds", "1-", "--out", "{tmp}/o"],
+     ["seeds"], {}),
+    ("gen-seeds-float", ["generate", "--network", "random:tiny", "--seeds", "1.5", "--out", "{tmp}/o"],
+     ["seeds"], {}),
+    ("gen-views-negative", GEN + ["--views", "-1"], ["--views"], {}),
+    ("gen-batch-negative", GEN + ["--batch", "-4"], ["--batch"], {}),
+    ("gen-shape-res-zero", GEN + ["--shapes", "--shape-res", "0"], ["--shape-res"], {}),
+    ("gen-neural-res-zero", GEN + ["--neural-res", "0"], ["--neural-res"], {}),
+    ("gen-neural-res-100", GEN + ["--neural-res", "100"], ["neural_resolution", "power of two"], {}),
+    ("gen-neural-res-text", GEN + ["--neural-res", "big"], ["--neural-res"], {}),
+    ("gen-yawrange-negative", GEN + ["--yaw-range", "-1"], ["--yaw-range"], {}),
+    ("gen-yawrange-huge", GEN + ["--yaw-range", "10"], ["--yaw-range"], {}),
+    ("gen-pitch-ninf", GEN + ["--pitch", "-inf"], ["--pitch"], {}),
+    ("gen-trunc-1e309", GEN + ["--trunc", "1e309"], ["--trunc", "finite"], {}),
+    ("gen-trunc-empty", GEN + ["--trunc", ""], ["--trunc"], {}),
+    ("gen-gaze-range", GEN + ["--gaze-yaw", "4"], ["--gaze-yaw", "range"], {}),
+    ("gen-jaw-range", GEN + ["--jaw-open", "100"], ["--jaw-open", "range"], {}),
+    ("gen-neck-range", GEN + ["--neck-yaw", "-10"], ["--neck-yaw", "range"], {}),
+    ("gen-expr-separator", GEN + ["--expression", "1;2"], ["--expression"], {}),
+    ("gen-shape-range", GEN + ["--shape", "21"], ["--shape", "finite"], {}),
+    ("gen-expr-range", GEN + ["--expression", "0,-21"], ["--expression", "value 2"], {}),
+    ("gen-flame-dir-file", GEN + ["--flame-dir", "{a_file}"], ["--flame-dir"], {}),
+    ("gen-level-text", GEN + ["--shapes", "--shape-level", "high"], ["--shape-level"], {}),
+    # -- more hostile checkpoints
+    ("gen-net-list-discriminator", ["generate", "--network", "{list_disc_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["discriminator"], {}),
+    ("gen-net-list-extra", ["generate", "--network", "{list_extra_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["extra"], {}),
+    ("gen-net-config-list", ["generate", "--network", "{config_list_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["does not describe a next3d checkpoint"], {}),
+    ("gen-net-no-format", ["generate", "--network", "{no_format_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["format"], {}),
+    ("gen-net-negative-shape", ["generate", "--network", "{neg_shape_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["tensors['w']"], {}),
+    ("gen-net-st-not-json", ["generate", "--network", "{st_notjson_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["header"], {}),
+    ("gen-net-st-dtype", ["generate", "--network", "{st_dtype_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["malformed"], {}),
+    ("gen-net-st-offsets", ["generate", "--network", "{st_offsets_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["declares"], {}),
+    ("gen-net-st-short", ["generate", "--network", "{st_short_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["too short"], {}),
+    ("gen-net-index-mismatch", ["generate", "--network", "{index_mismatch_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["does not match its index"], {}),
+    ("gen-net-wrong-weights", ["generate", "--network", "{wrong_weights_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["do not fit"], {}),
+    ("gen-net-bool-int", ["generate", "--network", "{bool_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["z_dim"], {}),
+    ("gen-net-unknown-key", ["generate", "--network", "{unknown_key_n3d}", "--seeds", "0", "--out", "{tmp}/o"],
+     ["unknown config key", "render.sample_count"], {}),
+    # -- more outputs
+    ("exp-out-no-suffix", ["flame", "export", "--out", "{tmp}/head"], [".obj"], {}),
+    ("exp-out-exists", ["flame", "export", "--out", "{a_obj}"], ["--force"], {}),
+    ("ren-size-small", RENDER[:-1] + ["8"], ["--size"], {}),
+    ("ren-size-text", RENDER[:-1] + ["big"], ["--size"], {}),
+    ("ren-out-exists", ["flame", "render", "--out", "{a_png}"], ["--force"], {}),
+    ("bench-out-device", ["bench", "flame", "--quick", "--out", "/dev/null", "--force"], ["not a regular file"], {}),
     # -- environment
     ("info-ops-bogus", ["info"], ["NEXT3D_OPS"], {"NEXT3D_OPS": "bogus"}),
     ("unknown-command", ["frobnicate"], ["frobnicate"], {}),
@@ -334,7 +414,7 @@ def _expand(value: str, tmp: Path, files: dict) -> str:
     return value
 
 
-_NAMES = {"evil_pkl": "evil.pkl", "not_pkl": "text.pkl", "truncated_pkl": "cut.pkl", "truncated_n3d": "trunc.n3d",
+_NAMES = {"a_obj": "old.obj", "a_png": "old.png", "evil_pkl": "evil.pkl", "not_pkl": "text.pkl", "truncated_pkl": "cut.pkl", "truncated_n3d": "trunc.n3d",
           "pkl_as_n3d": "pickle.n3d", "empty_dir": "emptydir", "a_file": "afile", "fifo_obj": "fifo.obj"}
 
 
@@ -384,4 +464,4 @@ def test_bad_input_fails_cleanly(case_id, argv, needles, env, tmp_path, monkeypa
 
 
 def test_corpus_is_large():
-    assert len(CASES) >= 120
+    assert len(CASES) >= 150
