@@ -83,5 +83,24 @@ def present(exc: BaseException) -> click.ClickException:
                         f"please report it", EXIT_INTERNAL_ERROR)
 
 
-__all__ = ["CommandError", "ENV_DEBUG", "EXIT_USER_ERROR", "EXIT_INTERNAL_ERROR", "EXIT_INTERRUPTED",
+def run_standalone(command: click.Command, prog_name: str):
+    """Run one command as its own script (e.g. gen_scripts/gen_samples.py) behind the same
+    error boundary as `next3d` (one line per failure; NEXT3D_DEBUG=1 for the traceback)."""
+    invoke = command.invoke
+
+    def guarded(ctx):
+        try:
+            return invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            if debug_enabled():
+                raise
+            raise present(exc) from None
+
+    command.invoke = guarded  # type: ignore[method-assign]
+    return command.main(prog_name=prog_name)
+
+
+__all__ = ["run_standalone", "CommandError", "ENV_DEBUG", "EXIT_USER_ERROR", "EXIT_INTERNAL_ERROR", "EXIT_INTERRUPTED",
            "debug_enabled", "present"]
