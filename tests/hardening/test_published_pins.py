@@ -365,3 +365,54 @@ def test_published_storage_bytes_are_read_weights_only(tmp_path):
     with pytest.raises(UnsafePickleError):
         _load_storage_from_bytes(evil_pickle_bytes(marker))
     assert not marker.exists()
+
+
+@torch.no_grad()
+def test_blending_is_dynamic_alpha_plus_static_one_minus_alpha(tiny_g):
+    """Design §1.7: planes = dynamic * alpha + static * (1 - alpha), where dynamic's front plane
+    is the mouth-pasted, neurally blended front plane and static = backbone planes reshaped
+    (B, 3, C, P, P) in slot order."""
+    g = tiny_g
+    ws = _distinct_ws(g)
+    seen = {}
+    hooks = [
+        g.texture_planes.register_forward_hook(lambda m, a, out: seen.__setitem__("dyn", out)),
+        g.neural_blending.synthesis.register_forward_hook(lambda m, a, out: seen.__setitem__("front", out.clone())),
+        g.backbone.synthesis.register_forward_hook(lambda m, a, out: seen.__setitem__("static", out.clone())),
+    ]
+    try:
+        planes = g.synthesize_planes(ws, {"jaw": torch.tensor([[0.3, 0.0, 0.0]])}, noise_mode="const")
+    finally:
+        for h in hooks:
+            h.remove()
+    c, p = g.config.plane_channels, g.config.static.resolution
+    alpha = seen["dyn"].alphas
+    dynamic = torch.cat([seen["front"][:, None], seen["dyn"].planes[:, 1:]], dim=1)
+    static = seen["static"].reshape(1, 3, c, p, p)
+    assert 0.05 < float(alpha.mean()) < 0.95  # both parts take part
+    assert_close(planes, dynamic * alpha + static * (1 - alpha), rtol=1e-5, atol=1e-6, name="blended planes")
+
+
+def test_noise_modes_const_random_none():
+    """StyleGAN2 noise: 'none' adds nothing, 'const' adds noise_const * strength, 'random'
+    adds N(0, 1) (B, 1, r, r) * strength, all before bias and activation."""
+    from next3d.networks.synthesis import SynthesisLayer
+
+    torch.manual_seed(0)
+    layer = SynthesisLayer(3, 2, w_dim=4, resolution=4)
+    with torch.no_grad():
+        layer.noise_strength.fill_(0.7)
+    x, w = torch.randn(2, 3, 4, 4), torch.randn(2, 4)
+
+    def pre_activation(y):  # invert lrelu(., 0.2) * sqrt(2) and the bias
+        y = y / math.sqrt(2)
+        return torch.where(y > 0, y, y / 0.2) - layer.bias[None, :, None, None]
+
+    none = pre_activation(layer(x, w, noise_mode="none"))
+    const = pre_activation(layer(x, w, noise_mode="const"))
+    assert_close(const - none, (layer.noise_const * 0.7).expand_as(none), rtol=1e-4, atol=1e-5, name="const noise")
+    torch.manual_seed(5)
+    rand = pre_activation(layer(x, w, noise_mode="random"))
+    torch.manual_seed(5)
+    want = torch.randn(2, 1, 4, 4) * 0.7
+    assert_close(rand - none, want.expand_as(none), rtol=1e-4, atol=1e-5, name="random noise")
