@@ -7,7 +7,8 @@ A thin wrapper around `next3d generate` (same options; `--outdir` works as in EG
 The work is done by `next3d.generate`; run with --help for every option.
 """
 
+from next3d.cli.errors import run_standalone
 from next3d.cli.generate import generate
 
 if __name__ == "__main__":
-    generate.main(prog_name="gen_samples.py")
+    run_standalone(generate, "gen_samples.py")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 import torch
 
 import next3d
+from next3d.errors import Next3DError
 from next3d.config import ConfigError, DiscriminatorConfig, GeneratorConfig, check_head_topology, topology_hash
 
 FORMAT = "next3d-checkpoint"
@@ -45,7 +46,7 @@ StateDict = Dict[str, torch.Tensor]
 PathLike = Union[str, Path]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Next3DError, ValueError):
     """A checkpoint cannot be read or does not fit the model it is loaded into."""
 
 
@@ -166,6 +167,71 @@ def save_checkpoint(
     return path
 
 
+_MEMBER_NAME = __import__("re").compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+_MAX_COMPRESSION_RATIO = 200
+MAX_CONFIG_BYTES = 4 << 20
+"""Largest config.json read from a checkpoint (a real one is a few KiB)."""
+_SAFETENSORS_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                       "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def check_safetensors_bytes(data: bytes, what: str) -> Dict[str, Any]:
+    """Validate a safetensors buffer *before* handing it to the safetensors library: an 8-byte
+    header length within the buffer, a bounded JSON header, and every tensor's declared dtype,
+    shape and byte range consistent with each other and inside the buffer. Returns the header."""
+    from next3d.safe_json import JsonLimitError, loads_limited
+
+    if len(data) < 8:
+        raise CheckpointError(f"{what}: {len(data)} bytes is too short for a safetensors file")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8 or n > MAX_CONFIG_BYTES * 4:
+        raise CheckpointError(f"{what}: the safetensors header declares {n} bytes, but the member holds "
+                              f"{len(data) - 8} (truncated or malformed)")
+    try:
+        header = loads_limited(data[8:8 + n], f"{what} header", max_bytes=MAX_CONFIG_BYTES * 4, max_depth=4)
+    except JsonLimitError as exc:
+        raise CheckpointError(str(exc)) from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{what}: the safetensors header is a {type(header).__name__}, expected an object")
+    body = len(data) - 8 - n
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        ok = (isinstance(info, dict) and info.get("dtype") in _SAFETENSORS_DTYPES
+              and isinstance(info.get("shape"), list) and isinstance(info.get("data_offsets"), list)
+              and len(info["data_offsets"]) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                      for v in list(info["shape"]) + list(info["data_offsets"])))
+        if not ok:
+            raise CheckpointError(f"{what}: tensor '{key}' has a malformed safetensors entry {str(info)[:120]}")
+        start, end = info["data_offsets"]
+        count = 1
+        for d in info["shape"]:
+            count *= d
+        if not start <= end <= body or end - start != count * _SAFETENSORS_DTYPES[info["dtype"]]:
+            raise CheckpointError(f"{what}: tensor '{key}' declares {info['dtype']} {tuple(info['shape'])} at bytes "
+                                  f"[{start}, {end}) but the data holds {body} bytes (truncated or malformed)")
+    return header
+
+
+def _check_group_entry(path: Path, name: str, entry: Any) -> None:
+    """An entry of config.json's "groups" index: {"file": str, "tensors": {key: [dtype, [ints]]}}."""
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"checkpoint {path}: groups['{name}'] is a {type(entry).__name__}, expected an object "
+                              f"with 'file' and 'tensors'")
+    if not isinstance(entry.get("file", f"{name}.safetensors"), str):
+        raise CheckpointError(f"checkpoint {path}: groups['{name}'].file must be a file name string")
+    tensors = entry.get("tensors", {})
+    if not isinstance(tensors, dict):
+        raise CheckpointError(f"checkpoint {path}: groups['{name}'].tensors is a {type(tensors).__name__}, "
+                              f"expected an object of name: [dtype, shape]")
+    for key, spec in tensors.items():
+        if not (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], list)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in spec[1])):
+            raise CheckpointError(f"checkpoint {path}: groups['{name}'].tensors['{key}'] is {str(spec)[:80]}, "
+                                  f"expected [dtype, [sizes...]]")
+
+
 class _Reader:
     """Members of a checkpoint zip or folder, with errors that name the file."""
 
@@ -186,7 +252,35 @@ class _Reader:
             raise CheckpointError(f"checkpoint {path}: corrupt, truncated or not a next3d checkpoint "
                                   f"(not a readable zip archive: {exc}){hint}") from None
 
-    def read(self, member: str) -> bytes:
+    def read(self, member: str, max_bytes: Optional[int] = None) -> bytes:
+        """The bytes of `member`, after checking its name (no folders, no '..') and its declared
+        size against `max_bytes` and the memory budget (a zip bomb is refused before inflating)."""
+        from next3d.limits import LimitError, check_bytes, format_bytes
+
+        if not isinstance(member, str) or not _MEMBER_NAME.fullmatch(member) or member.startswith("."):
+            raise CheckpointError(f"checkpoint {self.path}: member name {member!r} is not allowed (expected a "
+                                  f"plain file name such as G.safetensors; no folders or '..')")
+        try:
+            if self.zip is None:
+                size = (self.path / member).stat().st_size
+                compressed = size
+            else:
+                info = self.zip.getinfo(member)
+                size, compressed = info.file_size, info.compress_size
+        except (KeyError, FileNotFoundError):
+            raise CheckpointError(f"checkpoint {self.path}: member '{member}' is missing") from None
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint {self.path}: member '{member}' cannot be read ({exc})") from None
+        if max_bytes is not None and size > max_bytes:
+            raise CheckpointError(f"checkpoint {self.path}: member '{member}' declares {format_bytes(size)}, more "
+                                  f"than the {format_bytes(max_bytes)} such a member may have")
+        if size > _MAX_COMPRESSION_RATIO * max(compressed, 1) and size > (1 << 20):
+            raise CheckpointError(f"checkpoint {self.path}: member '{member}' inflates {compressed} bytes to "
+                                  f"{format_bytes(size)} (a zip bomb?); next3d stores members uncompressed")
+        try:
+            check_bytes(f"checkpoint {self.path}: member '{member}'", size)
+        except LimitError as exc:
+            raise CheckpointError(str(exc)) from None
         try:
             if self.zip is None:
                 return (self.path / member).read_bytes()
@@ -215,10 +309,13 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
     path = Path(path)
     reader = _Reader(path)
     try:
+        from next3d.safe_json import JsonLimitError, loads_limited
+
         try:
-            header = json.loads(reader.read(CONFIG_MEMBER).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"checkpoint {path}: config.json is not valid JSON ({exc})") from None
+            header = loads_limited(reader.read(CONFIG_MEMBER, MAX_CONFIG_BYTES), f"checkpoint {path}: config.json",
+                                   max_bytes=MAX_CONFIG_BYTES)
+        except JsonLimitError as exc:
+            raise CheckpointError(str(exc)) from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise CheckpointError(f"checkpoint {path}: config.json does not describe a next3d checkpoint "
                                   f"(format {header.get('format') if isinstance(header, dict) else None!r}, "
@@ -227,6 +324,14 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
         if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
             raise CheckpointError(f"checkpoint {path}: format version {version!r} is not supported by next3d "
                                   f"{next3d.__version__} (reads versions 1..{FORMAT_VERSION}); upgrade next3d")
+        for key, kind in (("generator", dict), ("discriminator", (dict, type(None))), ("groups", dict),
+                          ("fresh_modules", dict), ("extra", dict)):
+            if key in header and not isinstance(header[key], kind):
+                raise CheckpointError(f"checkpoint {path}: config.json '{key}' is a {type(header[key]).__name__}, "
+                                      f"expected {'an object' if kind is dict else 'an object or null'}")
+        for group, prefixes in (header.get("fresh_modules") or {}).items():
+            if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+                raise CheckpointError(f"checkpoint {path}: fresh_modules['{group}'] must be a list of name prefixes")
         try:
             config = GeneratorConfig.from_dict(header.get("generator") or {})
             d_dict = header.get("discriminator")
@@ -236,6 +341,8 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
         index = header.get("groups")
         if not isinstance(index, dict):
             raise CheckpointError(f"checkpoint {path}: config.json has no 'groups' index of tensors")
+        for name, entry in index.items():
+            _check_group_entry(path, name, entry)
         wanted = list(index) if groups is None else list(groups)
         for name in wanted:
             if name not in index:
@@ -244,8 +351,10 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
         for name in wanted:
             entry = index[name]
             member = entry.get("file", f"{name}.safetensors")
+            data = reader.read(member)
+            check_safetensors_bytes(data, f"checkpoint {path}: member '{member}'")
             try:
-                sd = st_load(reader.read(member))
+                sd = st_load(data)
             except (SafetensorError, ValueError, RuntimeError) as exc:
                 if isinstance(exc, CheckpointError):
                     raise
@@ -301,6 +410,15 @@ def load_weights(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]
              for k in state_dict if k in own and tuple(state_dict[k].shape) != tuple(own[k].shape)]
     if wrong:
         problems.append(f"shape mismatch {_first(wrong, 3)}")
+    # A silent cast (float64 -> float32, float -> int buffers) would hide a wrong file: refuse it.
+    wrong_dtype = [f"{k} {_dtype_name(state_dict[k].dtype)} vs model {_dtype_name(own[k].dtype)}"
+                   for k in state_dict if k in own and state_dict[k].dtype != own[k].dtype]
+    if wrong_dtype:
+        problems.append(f"dtype mismatch {_first(wrong_dtype, 3)}")
+    nonfinite = [k for k in state_dict if k in own and state_dict[k].is_floating_point()
+                 and not bool(torch.isfinite(state_dict[k]).all())]
+    if nonfinite:
+        problems.append(f"non-finite values (NaN/inf) in {_first(nonfinite, 3)}")
     if problems:
         raise CheckpointError(f"{what} do not fit {type(module).__name__}: {'; '.join(problems)}")
     module.load_state_dict({k: v for k, v in state_dict.items()}, strict=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,10 @@ from typing import Any, Dict, Iterable, Literal, Optional, Tuple, Union
 
 import numpy as np
 
+from next3d.errors import Next3DError
 
-class ConfigError(ValueError):
+
+class ConfigError(Next3DError, ValueError):
     """A configuration value or key is invalid."""
 
 
@@ -93,6 +96,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise bad()
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"config key '{key}': expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -126,6 +131,10 @@ class _Config:
         if not ok:
             raise ConfigError(f"{type(self).__name__}.{key}: {message} (got {getattr(self, key.split('.')[0])!r})")
 
+    def _at_most(self, key: str, bound: Union[int, float], why: str = "") -> None:
+        """Upper sanity bound of a size: a configuration asking for more is refused before anything is built."""
+        self._require(getattr(self, key) <= bound, key, f"must be at most {bound}" + (f" ({why})" if why else ""))
+
     @classmethod
     def field_names(cls) -> Tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
@@ -153,10 +162,13 @@ class _Config:
 
     @classmethod
     def from_json(cls, text: str):
+        """Parse JSON text (size and nesting bounded by `next3d.safe_json`) and `from_dict` it."""
+        from next3d.safe_json import JsonLimitError, loads_limited
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{cls.__name__}: not valid JSON ({exc})") from None
+            data = loads_limited(text, f"{cls.__name__} JSON")
+        except JsonLimitError as exc:
+            raise ConfigError(str(exc)) from None
         return cls.from_dict(data)
 
     def replace(self, **overrides: Any):
@@ -187,6 +199,50 @@ class _Config:
 
 
 # ---------------------------------------------------------------------------------------
+# Sanity bounds: far above every published and sensible setting, far below what exhausts memory.
+
+MAX_PLANE_RESOLUTION = 4096
+"""Largest side of a texture, tri-plane, mouth or image (published: 256 planes, 512 images)."""
+MAX_NEURAL_RESOLUTION = 1024
+"""Largest volume-rendering resolution and super-resolution input (published: 64/128 and 128)."""
+MAX_SAMPLES_PER_RAY = 1024
+"""Largest number of stratified or importance samples per ray (published: 48 + 48)."""
+MAX_CHANNELS = 4096
+"""Largest channel count of any layer (published: 512)."""
+MAX_CHANNEL_BASE = 1 << 22
+"""Largest StyleGAN2 channel budget (published: 32768)."""
+MAX_LATENT = 8192
+"""Largest z, w or label dimension (published: 512, 512, 25)."""
+MAX_LAYERS = 64
+"""Largest depth of a mapping network (published: 2 for G, 8 for D)."""
+
+
+def _synthesis_parameters(resolution: int, channel_base: int, channel_max: int, w_dim: int) -> int:
+    """Rough parameter count of a StyleGAN2 synthesis network up to `resolution` (two 3x3
+    modulated convolutions per block plus their affines)."""
+    total, r = 0, 4
+    while r <= resolution:
+        c = min(channel_base // r, channel_max) + 1
+        total += 2 * (9 * c * c + w_dim * c)
+        r *= 2
+    return total
+
+
+def estimate_generator_parameters(cfg: "GeneratorConfig") -> int:
+    """About how many parameters `Next3DGenerator(cfg)` has (within a factor of ~2): the
+    texture and static synthesis networks, the mouth and blending StyleUNets (encoder +
+    decoder, about twice a synthesis network each) and the super-resolution blocks.
+    Used to refuse configurations whose weights alone would not fit in memory."""
+    base, cmax, w = cfg.channel_base, cfg.channel_max, cfg.w_dim
+    sr = sum(2 * (9 * c * c + w * c) for c in cfg.superres.channels)
+    return (_synthesis_parameters(cfg.texture.resolution, base, cmax, w)
+            + _synthesis_parameters(cfg.static.resolution, base, cmax, w)
+            + 2 * _synthesis_parameters(cfg.mouth.out_resolution, base, cmax, w)
+            + 2 * _synthesis_parameters(cfg.static.resolution, base, cmax, w)
+            + sr + (cfg.mapping.num_layers + 1) * w * w)
+
+
+# ---------------------------------------------------------------------------------------
 # Generator sections
 
 
@@ -205,6 +261,7 @@ class MappingConfig(_Config):
 
     def _check(self):
         self._require(self.num_layers >= 1, "num_layers", "needs at least 1 layer")
+        self._at_most("num_layers", MAX_LAYERS)
         self._require(0.0 <= self.w_avg_beta <= 1.0, "w_avg_beta", "must lie in [0, 1]")
 
 
@@ -217,7 +274,9 @@ class TextureConfig(_Config):
 
     def _check(self):
         self._require(_is_pow2(self.resolution) and self.resolution >= 8, "resolution", "must be a power of two >= 8")
+        self._at_most("resolution", MAX_PLANE_RESOLUTION, "published: 256")
         self._require(self.channels >= 3, "channels", "needs at least 3 channels")
+        self._at_most("channels", MAX_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -229,7 +288,9 @@ class StaticPlaneConfig(_Config):
 
     def _check(self):
         self._require(_is_pow2(self.resolution) and self.resolution >= 8, "resolution", "must be a power of two >= 8")
-        self._require(self.channels % 3 == 0, "channels", "must be 3 x the per-plane channels")
+        self._at_most("resolution", MAX_PLANE_RESOLUTION, "published: 256")
+        self._require(self.channels % 3 == 0 and self.channels >= 3, "channels", "must be 3 x the per-plane channels")
+        self._at_most("channels", 3 * MAX_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -246,8 +307,10 @@ class MouthConfig(_Config):
     def _check(self):
         for key in ("crop_size", "final_size", "out_resolution"):
             self._require(_is_pow2(getattr(self, key)) and getattr(self, key) >= 4, key, "must be a power of two >= 4")
+            self._at_most(key, MAX_PLANE_RESOLUTION)
         self._require(self.final_size < self.crop_size, "final_size", f"must be smaller than crop_size {self.crop_size}")
         self._require(self.crop_scale > 0, "crop_scale", "must be positive")
+        self._at_most("crop_scale", 10.0)
 
 
 @dataclass(frozen=True)
@@ -257,6 +320,7 @@ class BlendingConfig(_Config):
 
     def _check(self):
         self._require(_is_pow2(self.final_size) and self.final_size >= 4, "final_size", "must be a power of two >= 4")
+        self._at_most("final_size", MAX_PLANE_RESOLUTION)
 
 
 @dataclass(frozen=True)
@@ -287,13 +351,17 @@ class RenderConfig(_Config):
     def _check(self):
         self._require(_is_pow2(self.neural_resolution) and self.neural_resolution >= 4, "neural_resolution",
                       "must be a power of two >= 4")
+        self._at_most("neural_resolution", MAX_NEURAL_RESOLUTION, "published: 64 or 128")
         self._require(self.samples_per_ray >= 1, "samples_per_ray", "needs at least 1 sample")
+        self._at_most("samples_per_ray", MAX_SAMPLES_PER_RAY, "published: 48")
         self._require(self.importance_samples >= 0, "importance_samples", "cannot be negative")
+        self._at_most("importance_samples", MAX_SAMPLES_PER_RAY, "published: 48")
         self._require(self.importance_samples == 0 or self.samples_per_ray >= 4, "samples_per_ray",
                       "needs at least 4 coarse samples when importance_samples > 0 (EG3D's importance "
                       "sampler smooths the coarse weights and drops the two end bins)")
         self._require(0.0 < self.ray_start < self.ray_end, "ray_start", f"must satisfy 0 < ray_start < ray_end ({self.ray_end})")
         self._require(self.box_warp > 0, "box_warp", "must be positive")
+        self._require(self.avg_camera_radius > 0, "avg_camera_radius", "must be positive")
 
 
 @dataclass(frozen=True)
@@ -314,10 +382,12 @@ class SuperresConfig(_Config):
     def _check(self):
         self._require(_is_pow2(self.input_resolution) and self.input_resolution >= 4, "input_resolution",
                       "must be a power of two >= 4")
+        self._at_most("input_resolution", MAX_NEURAL_RESOLUTION, "published: 128")
         self._require(self.out_resolution == 4 * self.input_resolution, "out_resolution",
                       f"must be 4 x input_resolution ({4 * self.input_resolution}): two 2x blocks")
         self._require(len(self.channels) == 2 and all(c >= 1 for c in self.channels), "channels",
                       "must be two positive channel counts (block0, block1)")
+        self._require(all(c <= MAX_CHANNELS for c in self.channels), "channels", f"must be at most {MAX_CHANNELS}")
         self._require(self.num_fp16_res >= 0, "num_fp16_res", "cannot be negative")
 
 
@@ -332,7 +402,9 @@ class DecoderConfig(_Config):
 
     def _check(self):
         self._require(self.hidden >= 1, "hidden", "must be positive")
+        self._at_most("hidden", MAX_CHANNELS)
         self._require(self.features >= 3, "features", "needs at least 3 (raw RGB)")
+        self._at_most("features", MAX_CHANNELS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,6 +458,9 @@ class GeneratorConfig(_Config):
     def _check(self):
         for key in ("z_dim", "w_dim", "c_dim", "channel_base", "channel_max", "img_channels"):
             self._require(getattr(self, key) >= 1, key, "must be positive")
+        for key, bound in (("z_dim", MAX_LATENT), ("w_dim", MAX_LATENT), ("c_dim", MAX_LATENT),
+                           ("channel_base", MAX_CHANNEL_BASE), ("channel_max", MAX_CHANNELS), ("img_channels", 64)):
+            self._at_most(key, bound)
         self._require(self.num_fp16_res >= 0, "num_fp16_res", "cannot be negative")
         self._require(self.conv_clamp is None or self.conv_clamp > 0, "conv_clamp", "must be positive or null")
         self._require(self.head_model in ("builtin", "flame"), "head_model", "must be 'builtin' or 'flame'")
@@ -397,6 +472,12 @@ class GeneratorConfig(_Config):
                       f"crop_size must not exceed static.resolution {self.static.resolution}")
         self._require(self.img_channels <= self.decoder.features, "img_channels",
                       f"cannot exceed decoder.features {self.decoder.features}")
+        from next3d.limits import memory_budget
+
+        params = estimate_generator_parameters(self)
+        self._require(4 * params <= memory_budget(), "channel_base",
+                      f"with these sizes the generator would have about {params / 1e9:.3g} G parameters "
+                      f"({4 * params / 2 ** 30:.3g} GiB), more than this machine's memory (NEXT3D_MEMORY_LIMIT)")
 
     @property
     def plane_channels(self) -> int:
@@ -445,6 +526,13 @@ class DiscriminatorConfig(_Config):
                       "must be a power of two >= 8")
         for key in ("c_dim", "img_channels", "channel_base", "channel_max", "mbstd_num_channels"):
             self._require(getattr(self, key) >= 1, key, "must be positive")
+        for key, bound in (("img_resolution", MAX_PLANE_RESOLUTION), ("c_dim", MAX_LATENT), ("img_channels", 64),
+                           ("channel_base", MAX_CHANNEL_BASE), ("channel_max", MAX_CHANNELS),
+                           ("mesh_channels", 64), ("mapping_layers", MAX_LAYERS), ("mbstd_num_channels", 64),
+                           ("mbstd_group_size", 1024)):
+            self._at_most(key, bound)
+        self._require(self.cmap_dim is None or 1 <= self.cmap_dim <= MAX_LATENT, "cmap_dim",
+                      f"must be null or in [1, {MAX_LATENT}]")
         self._require(self.mesh_channels >= 0, "mesh_channels", "cannot be negative")
         self._require(self.mapping_layers >= 1, "mapping_layers", "needs at least 1 layer")
         self._require(self.conv_clamp is None or self.conv_clamp > 0, "conv_clamp", "must be positive or null")
@@ -476,9 +564,11 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
         raise ConfigError(f"config key '{key}': expected true or false, got '{text}'")
     if origin in (tuple, Tuple) and not text.strip().startswith("["):
         text = "[" + text + "]"  # allow "256,128"
+    from next3d.safe_json import JsonLimitError, loads_limited
+
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return loads_limited(text, f"config key '{key}'", max_bytes=1 << 16, max_depth=4)
+    except JsonLimitError:
         raise ConfigError(f"config key '{key}': cannot read '{text}' as {_type_name(tp)}") from None
 
 

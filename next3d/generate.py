@@ -33,14 +33,19 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 import numpy as np
 import torch
 
+from next3d.errors import Next3DError
 from torch_utils.misc import assert_shape
 
 RANDOM_PREFIX = "random:"
 MAX_SEED = 2 ** 32 - 1  # np.random.RandomState accepts seeds in [0, 2^32).
 NOISE_MODES = ("const", "random", "none")
+MAX_SEEDS = 1_000_000  # seeds of one run (each range is also capped at 1000000)
+MAX_SHAPE_RES = 1024  # lattice points per axis of a density grid
+SHAPE_BYTES_PER_POINT = 32  # grid + closed copy (float32), float64 values, masks of the mesher
+RENDER_BYTES_PER_SAMPLE = 4 * 2  # float32 working set per (ray sample, feature channel): input and output of a layer
 
 
-class GenerateError(ValueError):
+class GenerateError(Next3DError, ValueError):
     """A user-facing problem with the generation inputs (seeds, network, options)."""
 
 
@@ -71,6 +76,8 @@ def parse_seeds(spec: str) -> List[int]:
         if hi - lo >= 1_000_000:
             raise GenerateError(f"seeds: range '{part}' has {hi - lo + 1} seeds; at most 1000000 per range")
         seeds.extend(range(lo, hi + 1))
+        if len(seeds) > MAX_SEEDS:
+            raise GenerateError(f"seeds: '{spec}' names more than {MAX_SEEDS} seeds; split the run")
     return list(dict.fromkeys(seeds))
 
 
@@ -163,6 +170,38 @@ def deterministic_rays(G: torch.nn.Module):
 # --------------------------------------------------------------------------- generation
 
 
+MAX_ABS_PSI = 2.0  # |truncation psi| above this is an extrapolation far outside the trained latents
+
+
+def estimate_memory(config, options: "GenerateOptions") -> int:
+    """Bytes of the largest working set of one run (rough upper estimate): a rendering batch
+    (rays x samples x decoder channels), the tri-planes of a seed group, and with shapes the
+    density lattice and the mesher's arrays. `config` is the generator's GeneratorConfig."""
+    r = config.render
+    res = options.neural_resolution or r.neural_resolution
+    samples = r.samples_per_ray + r.importance_samples
+    channels = 3 * config.plane_channels + config.decoder.hidden + config.decoder.features + 1
+    render = options.batch * res * res * samples * channels * RENDER_BYTES_PER_SAMPLE
+    planes = options.batch * 3 * config.plane_channels * config.static.resolution ** 2 * 4 * 4
+    image = options.batch * options.views * 3 * config.img_resolution ** 2 * 4 * 2
+    shape = SHAPE_BYTES_PER_POINT * options.shape_res ** 3 if options.shapes else 0
+    return render + planes + image + shape
+
+
+def check_memory(config, options: "GenerateOptions") -> int:
+    """Refuse (GenerateError) a run whose `estimate_memory` exceeds the memory budget
+    (`next3d.limits.memory_budget`); returns the estimate."""
+    from next3d.limits import LimitError, check_bytes
+
+    need = estimate_memory(config, options)
+    try:
+        return check_bytes(f"generate (neural resolution {options.neural_resolution or config.render.neural_resolution}, "
+                           f"batch {options.batch}{f', shape-res {options.shape_res}' if options.shapes else ''})",
+                           need, hint="lower --batch, --neural-res or --shape-res")
+    except LimitError as exc:
+        raise GenerateError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class GenerateOptions:
     """Settings of one generation run (defaults: EG3D/Next3D sampling)."""
@@ -190,6 +229,28 @@ class GenerateOptions:
             raise GenerateError(f"shape_res: expected at least 2 lattice points, got {self.shape_res}")
         if self.neural_resolution is not None and self.neural_resolution < 4:
             raise GenerateError(f"neural_resolution: expected at least 4, got {self.neural_resolution}")
+        from next3d.config import MAX_NEURAL_RESOLUTION
+        from next3d.limits import LimitError, check_float, check_int
+
+        try:
+            check_float("truncation_psi", self.truncation_psi, -MAX_ABS_PSI, MAX_ABS_PSI,
+                        "1 = no truncation, 0 = the average face")
+            check_float("yaw_range", self.yaw_range, 0.0, 3.1416)
+            check_float("pitch", self.pitch, -1.5, 1.5)
+            check_int("views", self.views, 1, 1024)
+            check_int("batch", self.batch, 1, 4096)
+            check_int("shape_res", self.shape_res, 2, MAX_SHAPE_RES)
+            check_int("shape_chunk", self.shape_chunk, 1, 1 << 26)
+            if self.truncation_cutoff is not None:
+                check_int("truncation_cutoff", self.truncation_cutoff, 1, 1 << 16)
+            if self.neural_resolution is not None:
+                check_int("neural_resolution", self.neural_resolution, 4, MAX_NEURAL_RESOLUTION,
+                          "published: 64 or 128")
+                if self.neural_resolution & (self.neural_resolution - 1):
+                    raise GenerateError(f"neural_resolution: {self.neural_resolution} is not a power of two "
+                                        f"(e.g. 64, 128)")
+        except LimitError as exc:
+            raise GenerateError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -207,6 +268,9 @@ class SeedOutput:
 
 def _head_mesh(G: torch.nn.Module, flame: Optional[Mapping[str, torch.Tensor]], device) -> Dict[str, torch.Tensor]:
     """FLAME parameters (batch 1) -> {'vertices' (1, V, 3), 'landmarks' (1, 68, 3)} on `device`."""
+    for key, value in (flame or {}).items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise GenerateError(f"flame: '{key}' holds NaN or infinite values; expected finite numbers")
     params = {k: v.to(device) for k, v in (flame or {}).items()}
     vertices, landmarks = G.head_mesh(params if params else {"jaw": torch.zeros(1, 3, device=device)})
     if vertices.shape[0] != 1:
@@ -258,6 +322,7 @@ def generate(G: torch.nn.Module, seeds: Sequence[int], flame: Optional[Mapping[s
     then the group's (seed, view) renders in batches of `options.batch`.
     """
     seeds = [int(s) for s in seeds]
+    check_memory(G.config, options)
     device = next(G.parameters()).device
     was_training = G.training
     G.eval()
@@ -342,6 +407,36 @@ def closed_grid(grid: np.ndarray, level: float) -> np.ndarray:
     return out
 
 
+def seed_output_paths(seed: int, out_dir: Union[str, Path], shapes: bool = False) -> Tuple[Path, ...]:
+    """The files `save_seed_output` writes for `seed`: seedNNNN.png, seedNNNN_depth.png[, seedNNNN.ply]."""
+    stem = seed_stem(seed)
+    out_dir = Path(out_dir)
+    names = [f"{stem}.png", f"{stem}_depth.png"] + ([f"{stem}.ply"] if shapes else [])
+    return tuple(out_dir / n for n in names)
+
+
+def check_outputs(seeds: Sequence[int], out_dir: Union[str, Path], shapes: bool = False, force: bool = False) -> None:
+    """Before any work: refuse (GenerateError) when files of these seeds already exist in
+    `out_dir` (unless `force`) or are not regular files (never replaced)."""
+    from next3d.atomic_io import OutputPathError, check_output_path
+
+    clashes = []
+    for seed in seeds:
+        for path in seed_output_paths(seed, out_dir, shapes):
+            if not path.exists() and not path.is_symlink():
+                continue
+            try:
+                check_output_path(path, force=force, what="output")
+            except OutputPathError as exc:
+                if force or not path.is_file():
+                    raise GenerateError(str(exc)) from None
+                clashes.append(path.name)
+    if clashes:
+        shown = ", ".join(clashes[:4]) + (f", ... ({len(clashes)} in all)" if len(clashes) > 4 else "")
+        raise GenerateError(f"--out {out_dir}: earlier results would be overwritten ({shown}); pass --force to "
+                            f"replace them, or choose another folder")
+
+
 def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level: float = 10.0) -> SavedSeed:
     """Write `seedNNNN.png`, `seedNNNN_depth.png` and (with a σ grid) `seedNNNN.ply` into `out_dir`.
 
@@ -373,5 +468,6 @@ def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level:
 __all__ = [
     "GenerateError", "GenerateOptions", "SeedOutput", "SavedSeed", "parse_seeds", "seeds_to_z", "view_yaws",
     "load_generator", "frontal_label", "view_labels", "deterministic_rays", "density_grid", "generate",
-    "closed_grid", "save_seed_output", "seed_stem",
+    "closed_grid", "save_seed_output", "seed_stem", "seed_output_paths", "check_outputs", "estimate_memory",
+    "check_memory",
 ]

@@ -7,14 +7,15 @@ then rename) so an interrupted run never leaves a half-written image behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from next3d.atomic_io import atomic_path
+from next3d.errors import Next3DError
 
 PathLike = Union[str, Path]
 
@@ -27,26 +28,38 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return arr.permute(1, 2, 0).numpy()
 
 
+class ImageFormatError(Next3DError, ValueError):
+    """An image file name whose extension no installed writer handles."""
+
+
+def image_format(path: PathLike) -> str:
+    """The PIL format that writes `path` (by extension; no extension -> PNG); ImageFormatError otherwise."""
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    Image.init()
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ImageFormatError(f"image {path}: cannot write '{suffix}' files; use .png (lossless) or .jpg")
+    return fmt
+
+
 def _atomic_save(pil: Image.Image, path: PathLike) -> None:
     path = Path(path)
+    fmt = image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    # mkstemp creates 0600; give the file the permissions a plain open() would (umask applies).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        pil.save(tmp, format=None if path.suffix else "PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    if pil.mode not in ("RGB", "L") or (fmt == "JPEG" and pil.mode not in ("RGB", "L")):
+        pil = pil.convert("RGB")
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=fmt)
 
 
 def save_image(img: torch.Tensor, path: PathLike) -> None:
-    """Write a (3, H, W) or (1, H, W) tensor in [-1, 1] as an 8-bit image."""
+    """Write a (3, H, W) or (1, H, W) tensor in [-1, 1] as an 8-bit image (atomically: a
+    temporary file in the same folder, then a rename). NaN or infinite pixels are refused
+    (ValueError) instead of written as black."""
+    if img.is_floating_point() and not bool(torch.isfinite(img).all()):
+        raise ValueError(f"image {path}: holds NaN or infinite values; refusing to write it")
     arr = to_uint8(img)
     pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
     _atomic_save(pil, path)

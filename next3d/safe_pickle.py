@@ -13,10 +13,12 @@ import pickle
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, Optional, Tuple, Union
 
+from next3d.errors import Next3DError
+
 GlobalKey = Tuple[str, str]
 
 
-class UnsafePickleError(pickle.UnpicklingError, ValueError):
+class UnsafePickleError(Next3DError, pickle.UnpicklingError, ValueError):
     """The pickle asked for a global that is not on the allow-list."""
 
 
@@ -64,8 +66,12 @@ def restricted_load(
     fh = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
         return _RestrictedUnpickler(fh, allowed, what, persistent_load, encoding).load()
-    except UnsafePickleError:
+    except (UnsafePickleError, Next3DError):
         raise
+    except MemoryError:
+        raise ValueError(f"{what}: declares data larger than the memory available (malformed or hostile file)") from None
+    except RecursionError:
+        raise ValueError(f"{what}: nested too deeply to read (malformed or hostile file)") from None
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
             KeyError, ValueError) as exc:
         raise ValueError(f"{what}: not a readable pickle ({type(exc).__name__}: {exc})") from None
@@ -81,9 +87,18 @@ def numpy_globals() -> dict:
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
 
+    def guarded_reconstruct(subtype, shape, dtype):
+        # numpy allocates `shape` here (normally (0,); __setstate__ then checks the data
+        # length against the real shape): refuse sizes beyond the memory budget first.
+        from next3d.limits import check_allocation
+
+        dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        check_allocation("pickled numpy array", dims, np.dtype(dtype).itemsize if dtype is not None else 1)
+        return _reconstruct(subtype, shape, dtype)
+
     entries = {
-        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): guarded_reconstruct,
+        ("numpy.core.multiarray", "_reconstruct"): guarded_reconstruct,
         ("numpy._core.multiarray", "scalar"): scalar,
         ("numpy.core.multiarray", "scalar"): scalar,
         ("numpy", "ndarray"): np.ndarray,

@@ -25,6 +25,20 @@ _SUBCOMMANDS = {
 
 
 class _LazyGroup(click.Group):
+    """Subcommands imported on first use; every failure inside one becomes one line (`next3d.cli.errors`)."""
+
+    def invoke(self, ctx):
+        from next3d.cli.errors import debug_enabled, present
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            if debug_enabled(ctx.params.get("debug", False)):
+                raise
+            raise present(exc) from None
+
     def list_commands(self, ctx):
         return sorted(_SUBCOMMANDS)
 
@@ -37,10 +51,12 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(next3d.__version__, "--version", prog_name="next3d")
-def main():
+@click.option("--debug", is_flag=True, help="Show the full traceback of a failure (also: NEXT3D_DEBUG=1).")
+def main(debug):
     """next3d: 3D-aware, animatable head avatars (Next3D) on the FLAME head model.
 
-    Run `next3d COMMAND --help` for the options of each command.
+    Run `next3d COMMAND --help` for the options of each command. A failure prints one line
+    (`Error: ...`) and exits with code 2 (bad input), 1 (internal error) or 130 (interrupted).
     """
 
 

@@ -16,8 +16,14 @@ from next3d.bench import TOPICS, default_devices, run_topics
               help="Devices to measure: auto = CPU and CUDA when present.")
 @click.option("--quick", is_flag=True, help="Smaller sizes and fewer repeats (a smoke run).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
-def bench(topics, device_opt, quick, out):
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+def bench(topics, device_opt, quick, out, force):
     """Measure speed and print JSON. TOPICS: ops, flame, raster, generator, or all (default)."""
+    from next3d.atomic_io import atomic_write_text
+    from next3d.cli.options import check_outputs
+
+    if out:
+        check_outputs({"--out": out}, force=force)  # before the benchmark, not after it
     if not topics or "all" in topics:
         topics = TOPICS
     if device_opt == "auto":
@@ -30,5 +36,4 @@ def bench(topics, device_opt, quick, out):
     text = json.dumps(result, indent=2)
     click.echo(text)
     if out:
-        with open(out, "w") as fh:
-            fh.write(text + "\n")
+        atomic_write_text(out, text + "\n")

@@ -35,8 +35,10 @@ def convert(published: Path, out: Path, eg3d: bool, training_nets: bool, all_pla
     from next3d.convert.published import convert_published
     from next3d.convert.name_map import ConvertError
 
-    if out.exists() and not force and not dry_run:
-        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+    if not dry_run:
+        from next3d.cli.options import check_outputs
+
+        check_outputs({"OUT": out}, force=force, inputs=[published])
     try:
         report = convert_published(
             published, None if dry_run else out, flavour="eg3d" if eg3d else None, training_nets=training_nets,

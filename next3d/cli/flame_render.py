@@ -13,28 +13,30 @@ from pathlib import Path
 import click
 import torch
 
-from next3d.cli.options import flame_options, flame_params_from_options, load_flame_from_options
+from next3d.cli.options import (FiniteFloat, check_outputs, flame_options, flame_params_from_options, force_option,
+                                load_flame_from_options)
 
 
 @click.command("render")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Output PNG path.")
 @flame_options
-@click.option("--yaw", type=click.FloatRange(-3.1416, 3.1416), default=0.0, show_default=True,
+@click.option("--yaw", type=FiniteFloat(-3.1416, 3.1416), default=0.0, show_default=True,
               help="Camera yaw around the head, radians (+ = towards the subject's left).")
-@click.option("--pitch", type=click.FloatRange(-1.5, 1.5), default=0.0, show_default=True,
+@click.option("--pitch", type=FiniteFloat(-1.5, 1.5), default=0.0, show_default=True,
               help="Camera pitch, radians (+ = from above).")
 @click.option("--size", type=click.IntRange(16, 4096), default=512, show_default=True,
               help="Image width and height in pixels.")
 @click.option("--normals", is_flag=True, help="Write the camera-space normal map instead of the shading.")
-def render(out_path, yaw, pitch, size, normals, **opts):
+@force_option("an existing image at --out")
+def render(out_path, yaw, pitch, size, normals, force, **opts):
     """Render the posed head as a Lambertian-shaded PNG (what the deformation-aware discriminator sees)."""
-    from next3d.image_io import save_image
+    from next3d.image_io import image_format, save_image
     from next3d.render.cameras import orbit_label
     from next3d.render.mesh_shading import render_mesh
 
     out_path = Path(out_path)
-    if not out_path.parent.is_dir():
-        raise click.ClickException(f"--out: folder {out_path.parent} does not exist")
+    image_format(out_path)  # an unsupported extension is refused before any work
+    check_outputs({"--out": out_path}, force=force)
     model = load_flame_from_options(opts["flame_dir"])
     params = flame_params_from_options(model, **opts)
     with torch.no_grad():

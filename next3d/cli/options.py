@@ -3,6 +3,7 @@ the device choice, and the output folder check."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -11,13 +12,57 @@ import click
 import torch
 
 
+MAX_COEFFICIENT = 20.0
+"""Largest |value| of a shape or expression coefficient (FLAME coefficients are in units of
+standard deviations; +-3 covers nearly every real face)."""
+MAX_ANGLE = 3.1416
+"""Largest |angle| in radians of a pose option."""
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses NaN and infinities (and, with bounds, values outside [lo, hi])."""
+
+    name = "float"
+
+    def __init__(self, lo: Optional[float] = None, hi: Optional[float] = None):
+        self.lo, self.hi = lo, hi
+
+    def get_metavar(self, param, ctx=None):
+        if self.lo is None and self.hi is None:
+            return "FLOAT"
+        return f"FLOAT {'' if self.lo is None else f'{self.lo:g}'}..{'' if self.hi is None else f'{self.hi:g}'}"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) and math.isfinite(value) and self._inside(value):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if not self._inside(number):
+            lo = "-inf" if self.lo is None else f"{self.lo:g}"
+            hi = "inf" if self.hi is None else f"{self.hi:g}"
+            self.fail(f"{number:g} is not in the range [{lo}, {hi}]", param, ctx)
+        return number
+
+    def _inside(self, x: float) -> bool:
+        return (self.lo is None or x >= self.lo) and (self.hi is None or x <= self.hi)
+
+
 def _float_list(ctx, param, value: Optional[str]) -> Optional[List[float]]:
     if value is None or value == "":
         return None
     try:
-        return [float(x) for x in value.split(",") if x.strip() != ""]
+        values = [float(x) for x in value.split(",") if x.strip() != ""]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers like 0.5,-1,0.2, got {value!r}") from None
+    for i, x in enumerate(values):
+        if not math.isfinite(x) or abs(x) > MAX_COEFFICIENT:
+            raise click.BadParameter(f"value {i + 1} ({x:g}) must be a finite number in "
+                                     f"[-{MAX_COEFFICIENT:g}, {MAX_COEFFICIENT:g}]")
+    return values
 
 
 def flame_options(fn):
@@ -29,10 +74,12 @@ def flame_options(fn):
                      help="Shape coefficients (leading components; the rest are zero)."),
         click.option("--expression", callback=_float_list, default=None, metavar="E0,E1,...",
                      help="Expression coefficients (leading components; the rest are zero)."),
-        click.option("--jaw-open", type=float, default=0.0, show_default=True, help="Jaw opening angle, radians."),
-        click.option("--neck-yaw", type=float, default=0.0, show_default=True,
+        click.option("--jaw-open", type=FiniteFloat(-MAX_ANGLE, MAX_ANGLE), default=0.0, show_default=True,
+                     help="Jaw opening angle, radians."),
+        click.option("--neck-yaw", type=FiniteFloat(-MAX_ANGLE, MAX_ANGLE), default=0.0, show_default=True,
                      help="Head turn about the vertical axis at the neck, radians (+ = towards the subject's left)."),
-        click.option("--gaze-yaw", type=float, default=0.0, show_default=True, help="Eyeball yaw, radians."),
+        click.option("--gaze-yaw", type=FiniteFloat(-MAX_ANGLE, MAX_ANGLE), default=0.0, show_default=True,
+                     help="Eyeball yaw, radians."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -76,6 +123,22 @@ def resolve_device(choice: str) -> str:
     if choice == "cuda" and not torch.cuda.is_available():
         raise click.ClickException("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
     return choice
+
+
+def force_option(what: str = "existing output files"):
+    """--force: overwriting earlier results is a choice the help text names."""
+    return click.option("--force", is_flag=True, help=f"Overwrite {what} (default: refuse and say which).")
+
+
+def check_outputs(paths: Dict[str, object], force: bool = False, inputs=()) -> Dict[str, Path]:
+    """Check every output path of a command before any work (see `next3d.atomic_io.check_output_paths`);
+    problems become click errors naming the option and the path."""
+    from next3d.atomic_io import OutputPathError, check_output_paths
+
+    try:
+        return check_output_paths(paths, force=force, inputs=inputs)
+    except OutputPathError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def prepare_out_dir(out_dir: str) -> Path:

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from next3d.config import ConfigError, DiscriminatorConfig, GeneratorConfig, topology_hash
+from next3d.errors import Next3DError
 from next3d.convert.legacy_pickle import PublishedNetwork
 from next3d.presets import get_preset
 
@@ -35,7 +36,7 @@ RENAMES: Dict[str, str] = {}
 SUPPORTED_SUPERRES = ("SuperresolutionHybrid8XDC", "SuperresolutionHybrid8X")
 
 
-class ConvertError(ValueError):
+class ConvertError(Next3DError, ValueError):
     """A published network cannot be converted."""
 
 

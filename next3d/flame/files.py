@@ -32,6 +32,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from next3d.errors import Next3DError
 from next3d.flame.landmarks import LandmarkEmbedding, embedding_from_deca, embedding_from_ringnet
 from next3d.flame.obj_io import read_obj
 from next3d.flame.pickles import load_model_pickle, load_pickled_npy
@@ -48,7 +49,7 @@ NUM_JOINTS = 5
 LAYOUT_DOC = "the FLAME folder layout is documented in next3d/flame/files.py and the README ('FLAME files')"
 
 
-class FlameFilesError(ValueError):
+class FlameFilesError(Next3DError, ValueError):
     """A FLAME folder is missing a file or holds a malformed one."""
 
 
@@ -106,10 +107,26 @@ def load_flame_model(flame_dir: Union[str, Path, None] = None) -> FlameModelData
     """
     folder = resolve_flame_dir(flame_dir)
     if folder is None:
-        from next3d.flame.builtin import builtin_head_dir
+        from next3d.flame.builtin import ENV_BUILTIN_DIR, builtin_cache_root, builtin_head_dir
 
-        return load_flame_folder(builtin_head_dir())
-    return load_flame_folder(folder)
+        try:
+            head_dir = builtin_head_dir()
+        except OSError as exc:
+            from next3d.atomic_io import os_error_message
+
+            raise FlameFilesError(f"built-in head: cannot write its cache folder under {builtin_cache_root()} "
+                                  f"({os_error_message(exc)}); set {ENV_BUILTIN_DIR} to a writable folder, or "
+                                  f"give a FLAME folder") from None
+        return load_flame_folder(head_dir)
+    try:
+        return load_flame_folder(folder)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, FlameFilesError):
+            raise
+        from next3d.atomic_io import os_error_message
+
+        detail = os_error_message(exc) if isinstance(exc, OSError) else str(exc)
+        raise FlameFilesError(f"FLAME folder {folder}: {detail} ({LAYOUT_DOC})") from None
 
 
 def load_flame_folder(folder: Union[str, Path]) -> FlameModelData:
@@ -150,10 +167,15 @@ def _read_model(path: Path) -> dict:
                               f"{LAYOUT_DOC})")
 
     def arr(key, dtype, ndim):
-        value = np.asarray(raw[key])
+        try:
+            value = np.asarray(raw[key])
+        except (TypeError, ValueError) as exc:  # ragged lists and the like
+            raise FlameFilesError(f"{what}: '{key}' is not an array ({exc})") from None
         if value.ndim != ndim or not np.issubdtype(value.dtype, np.number):
             raise FlameFilesError(f"{what}: '{key}' should be a numeric {ndim}-D array, got "
                                   f"{value.dtype} with shape {value.shape}")
+        if np.issubdtype(dtype, np.integer) and value.dtype.kind in "fc" and not np.isfinite(value).all():
+            raise FlameFilesError(f"{what}: '{key}' holds NaN or infinite indices")
         return value.astype(dtype)
 
     v_template = arr("v_template", np.float32, 2)
@@ -177,11 +199,18 @@ def _read_model(path: Path) -> dict:
         if tuple(got) != tuple(want):
             raise FlameFilesError(f"{what}: '{key}' has shape {tuple(got)}, expected {want} "
                                   f"(V = {num_verts} from v_template; {LAYOUT_DOC})")
+    for key, value in (("v_template", v_template), ("shapedirs", shapedirs), ("posedirs", posedirs),
+                       ("J_regressor", j_regressor), ("weights", weights)):
+        if not np.isfinite(value).all():
+            raise FlameFilesError(f"{what}: '{key}' holds {int((~np.isfinite(value)).sum())} NaN or infinite "
+                                  f"value(s); expected finite numbers")
+    if faces.size == 0 or num_verts == 0:
+        raise FlameFilesError(f"{what}: the mesh is empty ({num_verts} vertices, {faces.shape[0]} faces)")
     if faces.min() < 0 or faces.max() >= num_verts:
         raise FlameFilesError(f"{what}: 'f' indexes vertices outside [0, {num_verts})")
     total = shapedirs.shape[2]
-    num_shape = int(raw.get("num_shape", min(DEFAULT_NUM_SHAPE, total)))
-    num_expr = int(raw.get("num_expression", total - num_shape))
+    num_shape = _count(raw, "num_shape", min(DEFAULT_NUM_SHAPE, total), what)
+    num_expr = _count(raw, "num_expression", total - num_shape, what)
     if num_shape < 0 or num_expr < 0 or num_shape + num_expr > total:
         raise FlameFilesError(f"{what}: num_shape {num_shape} + num_expression {num_expr} exceed the "
                               f"{total} components of 'shapedirs'")
@@ -195,6 +224,19 @@ def _read_model(path: Path) -> dict:
         "J_regressor": j_regressor, "weights": weights, "parents": parents,
         **({"model_name": str(raw["model_name"])} if "model_name" in raw else {}),
     }
+
+
+def _count(raw: dict, key: str, default: int, what: str) -> int:
+    """An optional non-negative integer field of the model pickle (None, strings, floats refused)."""
+    if key not in raw:
+        return int(default)
+    value = raw[key]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise FlameFilesError(f"{what}: '{key}' must be a non-negative integer, got {type(value).__name__} "
+                              f"({str(value)[:40]!r})")
+    return int(value)
 
 
 def _read_template(path: Path, num_verts: int, faces: np.ndarray):

@@ -118,7 +118,9 @@ def yaw_bins(rot: torch.Tensor) -> torch.Tensor:
     assert_shape(rot, [None, 3, 3], "rot")
     sy = torch.sqrt(rot[:, 0, 0] ** 2 + rot[:, 1, 0] ** 2)
     yaw = torch.atan2(-rot[:, 2, 0], sy)
-    deg = torch.round(torch.rad2deg(yaw)).clamp(-MAX_YAW_DEG, MAX_YAW_DEG).long()
+    # A non-finite pose (NaN/inf) would give an index far outside the table: bin it frontal
+    # (its vertices are non-finite anyway) instead of failing with an IndexError.
+    deg = torch.nan_to_num(torch.round(torch.rad2deg(yaw)), nan=0.0).clamp(-MAX_YAW_DEG, MAX_YAW_DEG).long()
     return torch.where(deg < 0, MAX_YAW_DEG - deg, deg)
 
 

@@ -94,6 +94,9 @@ def write_obj(path: Union[str, Path], vertices, faces, uv_coords=None, uv_faces=
     faces = _np(faces).astype(np.int64)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
         raise ValueError(f"write_obj: vertices must be (V, 3), got {vertices.shape}")
+    if not np.isfinite(vertices).all():
+        raise ValueError(f"write_obj {path}: {int((~np.isfinite(vertices)).any(axis=1).sum())} vertices are NaN or "
+                         f"infinite; refusing to write them")
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise ValueError(f"write_obj: faces must be (F, 3), got {faces.shape}")
     with_uv = uv_coords is not None and uv_faces is not None
@@ -110,10 +113,9 @@ def write_obj(path: Union[str, Path], vertices, faces, uv_coords=None, uv_faces=
                   for (a, b, c), (ta, tb, tc) in zip(faces.tolist(), uv_faces.tolist())]
     else:
         lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    from next3d.atomic_io import atomic_write_text
+
+    atomic_write_text(Path(path), "\n".join(lines) + "\n")
 
 
 def _np(x) -> np.ndarray:

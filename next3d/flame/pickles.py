@@ -26,6 +26,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
+from next3d.limits import check_allocation, check_npy_file
 from next3d.safe_pickle import UnsafePickleError, numpy_globals, restricted_load
 
 
@@ -60,9 +61,14 @@ class SparseStandIn:
 
     def toarray(self) -> np.ndarray:
         st = self.__dict__.get("_state", {})
-        shape = tuple(int(s) for s in st.get("_shape", st.get("shape", ())))
+        try:
+            shape = tuple(int(s) for s in st.get("_shape", st.get("shape", ())))
+        except (TypeError, ValueError):
+            raise ValueError(f"sparse matrix shape {st.get('_shape', st.get('shape'))!r} is not a pair of "
+                             f"integers") from None
         if len(shape) != 2:
             raise ValueError(f"sparse matrix without a 2-D shape (state keys: {sorted(st)})")
+        check_allocation("sparse matrix densified", shape, 8)
         out = np.zeros(shape, dtype=np.float64)
         data = np.asarray(st["data"], dtype=np.float64)
         if self.sparse_format == "coo":
@@ -220,6 +226,11 @@ def _load_legacy_torch_bytes(data: bytes) -> np.ndarray:
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
     storage = np.asarray(storage)
     itemsize = storage.dtype.itemsize
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, *size, *stride)):
+        raise ValueError("torch tensor offset, size and stride must be integers")
+    if len(size) != len(stride) or min((*size, *stride), default=0) < 0:
+        raise ValueError(f"torch tensor size {tuple(size)} / stride {tuple(stride)} are invalid")
+    check_allocation("torch tensor in a pickle", tuple(size), itemsize)
     if all(s > 0 for s in size):
         last = offset + sum((s - 1) * st for s, st in zip(size, stride))
         if offset < 0 or min(stride, default=0) < 0 or last >= len(storage):
@@ -242,6 +253,7 @@ def load_pickled_npy(path: Union[str, Path], what: str) -> Any:
     Plain numeric `.npy` files are returned as arrays. Torch tensors inside become numpy arrays.
     """
     path = Path(path)
+    check_npy_file(path, what)  # a declared array must fit in the bytes present
     with open(path, "rb") as fh:
         try:
             version = np.lib.format.read_magic(fh)

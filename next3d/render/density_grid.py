@@ -137,7 +137,8 @@ def marching_tetrahedra(grid: np.ndarray, level: float = 0.0, origin: Sequence[f
 
 
 def write_ply(path: Union[str, Path], vertices: np.ndarray, faces: np.ndarray, binary: bool = True) -> None:
-    """Write a triangle mesh (vertices (V, 3), faces (F, 3)) as PLY (binary little-endian or ASCII)."""
+    """Write a triangle mesh (vertices (V, 3), faces (F, 3)) as PLY (binary little-endian or ASCII),
+    atomically: a failure (full disk, size limit, Ctrl-C) leaves no partial file under `path`."""
     vertices = np.asarray(vertices, dtype="<f4")
     faces = np.asarray(faces, dtype="<i4")
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -150,7 +151,9 @@ def write_ply(path: Union[str, Path], vertices: np.ndarray, faces: np.ndarray, b
     header = (f"ply\nformat {fmt} 1.0\ncomment written by next3d\nelement vertex {len(vertices)}\n"
               "property float x\nproperty float y\nproperty float z\n"
               f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n")
-    with open(path, "wb") as fh:
+    from next3d.atomic_io import atomic_write
+
+    with atomic_write(path, "wb") as fh:  # a temporary file, renamed when complete
         fh.write(header.encode("ascii"))
         if binary:
             fh.write(vertices.tobytes())
