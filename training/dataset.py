@@ -258,6 +258,11 @@ class ImageDataset(torch.utils.data.Dataset):
         return self._cameras
 
     @property
+    def mesh_faces(self) -> Optional[np.ndarray]:
+        """(F, 3) faces of the published layout's meshes (None for the next3d format)."""
+        return self._published.faces if self._published is not None else None
+
+    @property
     def source(self) -> Optional[dict]:
         return self._labels.source if self._labels is not None else None
 
