@@ -73,7 +73,8 @@ def check(path, as_json):
 
     from training.dataset_report import check_dataset
 
-    report = check_dataset(path, progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False, **kw))
+    report = check_dataset(path, progress=lambda it, **kw: tqdm(it, file=sys.stderr, leave=False,
+                                                                disable=as_json, **kw))
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.to_text())
     if not report.ok:
         sys.exit(1)
