@@ -20,7 +20,7 @@ from training.dataset_mirror import (DEFAULT_MAX_VERTEX_ERROR, IBUG_MIRROR, Mirr
                                      mirror_landmarks_2d, mirror_points)
 from training.dataset_schema import (FLAME_KEYS, LABELS_FILE, SPLITS, DatasetError, DatasetLabels, head_identity,
                                      parse_labels)
-from training.dataset_storage import Storage, decode_image, probe_image, read_npz
+from training.dataset_storage import IMAGE_SUFFIXES, Storage, decode_image, probe_image, read_npz
 from training.dataset_writer import DatasetWriter
 from training.published_layout import (PUBLISHED_LABELS, PublishedLabels, parse_published, read_landmarks_3d,
                                        read_vertices)
@@ -131,6 +131,14 @@ class ImageDataset(torch.utils.data.Dataset):
         declared = self._labels.resolution if self._labels is not None else None
         first = None
         names = self._storage.names()
+        if self._labels is not None:
+            listed = set(images)
+            stored = sorted(n for n in names if n.startswith("images/") and n.lower().endswith(IMAGE_SUFFIXES))
+            unlisted = [n for n in stored if n not in listed]
+            if unlisted:
+                raise DatasetError(f"{self.path}: {LABELS_FILE} lists {len(images)} images but images/ holds "
+                                   f"{len(stored)} ({len(unlisted)} not listed, e.g. {unlisted[0]}); the labels do "
+                                   f"not match the images")
         for raw in (order if verify else order[:1]):
             name = images[raw]
             if name not in names:
