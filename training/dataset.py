@@ -202,6 +202,10 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.head_topology is not None and ident["head_topology"] != self.head_topology:
             raise DatasetError(f"{self.path}: cannot flip: the set's head topology {self.head_topology} differs from "
                                f"the loaded head model's {ident['head_topology']} ({head_data.name})")
+        if self.head_model == "builtin" and self.head_version and ident["head_version"] != self.head_version:
+            raise DatasetError(f"{self.path}: cannot flip: the set was made with built-in head {self.head_version}, "
+                               f"the loaded one is {ident['head_version']} (its blendshapes differ, so its mirror "
+                               f"matrices do not apply)")
         if head_data.num_shape < self.num_shape or head_data.num_expression < self.num_expression:
             raise DatasetError(f"{self.path}: cannot flip: the set has {self.num_shape} shape / {self.num_expression} "
                                f"expression components, the head model {head_data.num_shape} / "

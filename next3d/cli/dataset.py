@@ -113,6 +113,9 @@ def show(path, out, count, split, tile, flip, flame_dir):
         if ds.head_topology and _topology(head) != ds.head_topology:
             raise click.ClickException(f"{path}: the set's head topology {ds.head_topology} differs from the loaded "
                                        f"head model's {_topology(head)}; pass its --flame-dir")
+        if ds.head_model == "builtin" and ds.head_version and _version(head) != ds.head_version:
+            click.echo(f"warning: the set was made with built-in head {ds.head_version}, this next3d has "
+                       f"{_version(head)}; the drawn meshes may not match the images", err=True)
         layer = FLAME(head)
     n = len(ds) // (2 if flip else 1)
     indices = evenly_spaced(count, n)
@@ -150,6 +153,12 @@ def _load_head(path, flame_dir):
         return load_flame_model(None)
     except FlameFilesError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _version(head) -> str:
+    from training.dataset_schema import head_identity
+
+    return head_identity(head)["head_version"]
 
 
 def _topology(head) -> str:
