@@ -80,6 +80,15 @@ def _lookup(grid: np.ndarray, a: np.ndarray, e: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(padded, [np.clip(ei, 0, E_BINS - 1), ai + 2], order=1, mode="nearest")
 
 
+def _along(e_query: np.ndarray, e_grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of values (C, fine) given at the decreasing elevations e_grid (fine,)
+    at e_query (C, Q), column by column."""
+    pos = np.interp(-e_query, -e_grid, np.arange(len(e_grid), dtype=np.float64))
+    k = np.clip(np.floor(pos).astype(int), 0, len(e_grid) - 2)
+    w = pos - k
+    return np.take_along_axis(values, k, 1) * (1 - w) + np.take_along_axis(values, k + 1, 1) * w
+
+
 def _boundary(style: str, hair: Dict, L: np.ndarray) -> np.ndarray:
     """Lower edge y (FLAME metres) at ANCHORS_DEG of |a|."""
     brow = float(L[19, 1])
@@ -124,14 +133,19 @@ def hair_part(rest_vertices: np.ndarray, skin_mask: np.ndarray, rest_landmarks: 
     y = centre[1] + r * np.sin(E)
     y_end = np.interp(np.degrees(np.abs(a)), ANCHORS_DEG, _boundary(style, hair, L))
     # Per column: the elevation where the shell reaches the boundary (y decreases along the column).
-    e_end = np.array([np.interp(-y_end[j], -y[j], E[j]) for j in range(N_COLS)])
+    k = np.clip((y > y_end[:, None]).sum(1) - 1, 0, N_FINE - 2)
+    rows_c = np.arange(N_COLS)
+    y0, y1 = y[rows_c, k], y[rows_c, k + 1]
+    frac = np.clip((y0 - y_end) / np.maximum(y0 - y1, 1e-12), 0, 1)
+    e_end = E[rows_c, k] + frac * (E[rows_c, k + 1] - E[rows_c, k])
+    e_end = np.where(y[:, -1] > y_end, E[:, -1], e_end)  # never reaching the boundary: the lowest sample
     rows = np.linspace(0, 1, N_ROWS)
     E2 = np.radians(90.0) + (e_end[:, None] - np.radians(90.0)) * rows[None]  # (C, R)
-    R2 = np.stack([np.interp(-E2[j], -E[j], r[j]) for j in range(N_COLS)])
+    R2 = _along(E2, e, r)
     # Taper the edge onto the skin where the hair ends on the head (not where it hangs free).
-    on_head = R2[:, -1:] < np.stack([np.interp(-E2[j, -1:], -E[j], r_head[j]) for j in range(N_COLS)]) + t0 * 2
+    r_head2 = _along(E2, e, r_head)
+    on_head = R2[:, -1:] < r_head2[:, -1:] + t0 * 2
     taper = 1 - np.clip((rows[None] - 0.85) / 0.15, 0, 1) ** 2 * 0.8
-    r_head2 = np.stack([np.interp(-E2[j], -E[j], r_head[j]) for j in range(N_COLS)])
     R2 = np.where(on_head, r_head2 + (R2 - r_head2) * taper, R2)
     dirs = np.stack([np.cos(E2) * np.sin(a)[:, None], np.sin(E2), np.cos(E2) * np.cos(a)[:, None]], -1)
     pts = centre + dirs * R2[..., None]  # (C, R, 3)

@@ -60,16 +60,16 @@ def mouth_parts(rest_landmarks: np.ndarray, app: Dict) -> List[Part]:
     teeth_rgb = np.asarray(app.get("teeth_rgb", [0.7, 0.62, 0.5]))
     parts = []
     f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    for name, joint, scale, zb, y0, y1 in (("upper_teeth", 1, 0.8, 0.0055, y_m + 0.010, y_m - 0.0008),
-                                           ("lower_teeth", 2, 0.74, 0.0075, y_m - 0.0006, y_m - 0.0085)):
+    for name, joint, scale, zb, y0, y1 in (("upper_teeth", 1, 0.78, 0.0075, y_m + 0.009, y_m - 0.0008),
+                                           ("lower_teeth", 2, 0.72, 0.0105, y_m - 0.0006, y_m - 0.0065)):
         v, f, s = _arch(L, scale, zb, y0, y1, thickness=0.004)
         parts.append(Part(name, f32(v), torch.as_tensor(f), joint_weights(len(v), joint), MOUTH,
                           albedo=f32(_teeth_albedo(s, half_w * scale, teeth_rgb)),
                           specular=torch.full((len(v),), 0.25), shininess=40.0))
     z0 = min(L[62, 2], L[66, 2])
-    v, f = ellipsoid((0.0, y_m - 0.011, z0 - 0.024), (half_w * 0.75, 0.0065, 0.022), 8, 16)
+    v, f = ellipsoid((0.0, y_m - 0.010, z0 - 0.03), (half_w * 0.7, 0.006, 0.018), 8, 16)
     tongue_rgb = np.asarray(app.get("tongue_rgb", [0.45, 0.12, 0.12]))
-    shade = 1 - 0.6 * np.clip((z0 - 0.02 - v[:, 2]) / 0.02, 0, 1)
+    shade = 1 - 0.6 * np.clip((z0 - 0.015 - v[:, 2]) / 0.02, 0, 1)
     parts.append(Part("tongue", f32(v), torch.as_tensor(f), joint_weights(len(v), 2), MOUTH,
                       albedo=f32(tongue_rgb[None] * shade[:, None]), specular=torch.full((len(v),), 0.2),
                       shininess=25.0))

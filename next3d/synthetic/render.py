@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from next3d.render.cameras import project, split_label
-from next3d.render.interpolate import interpolate, interpolate_face_attrs
 from next3d.render.mesh_shading import vertex_normals
 from next3d.render.projection import perspective_from_label
 from next3d.render.rasterize import rasterize
@@ -82,17 +81,24 @@ def _ndc_and_frags(world: torch.Tensor, faces: torch.Tensor, c: torch.Tensor, si
     return frags
 
 
-def _facing_normals(frags, world, faces, normals_world, cam_pos):
-    """Per-pixel unit normals (H, W, 3) world space, flipped to the camera's side; positions; back flag."""
-    attrs = interpolate(frags, torch.cat([normals_world, world], -1)[None], faces)[0]
-    n = F.normalize(attrs[..., :3], dim=-1, eps=1e-12)
-    pos = attrs[..., 3:6]
-    tri = world[faces]
+def _covered(frags, world: torch.Tensor, faces: torch.Tensor, vertex_attrs: torch.Tensor, cam_pos: torch.Tensor):
+    """Covered pixels only: flat pixel ids (N,), face ids (N,), interpolated attributes (N, C) of
+    `vertex_attrs` (V, C) whose first 3 channels are normals (renormalised and flipped to the
+    camera's side where the face is seen from behind) and next 3 world positions; back flags (N,);
+    barycentrics (N, 3)."""
+    face_idx = frags.face_idx[0].reshape(-1)
+    pix = torch.nonzero(face_idx >= 0).squeeze(1)
+    fid = face_idx[pix]
+    bary = frags.bary[0].reshape(-1, 3)[pix]
+    corners = faces[fid]  # (N, 3)
+    attrs = (vertex_attrs[corners] * bary[..., None]).sum(1)
+    n = F.normalize(attrs[:, :3], dim=-1, eps=1e-12)
+    pos = attrs[:, 3:6]
+    tri = world[corners]
     face_n = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1)
-    fid = frags.face_idx[0].clamp(min=0)
-    back = ((face_n[fid] * (cam_pos - pos)).sum(-1) < 0)
-    n = torch.where(back[..., None], -n, n)
-    return n, pos, back
+    back = (face_n * (cam_pos - pos)).sum(-1) < 0
+    attrs = torch.cat([torch.where(back[:, None], -n, n), attrs[:, 3:]], dim=1)
+    return pix, fid, attrs, back, bary
 
 
 def _shadow(world: torch.Tensor, faces: torch.Tensor, light_dir: torch.Tensor, points: torch.Tensor,
@@ -150,61 +156,53 @@ def _render(assets: HeadAssets, scene: SceneParams, m: SceneMeshes, resolution: 
     normals_world = vertex_normals(world[None], faces)[0]
     size = resolution * supersample
     frags = _ndc_and_frags(world, faces, c, size)
-    covered = frags.mask[0]
-    fid = frags.face_idx[0].clamp(min=0)
-    n, pos, back = _facing_normals(frags, world, faces, normals_world, cam_pos)
-    vattr = interpolate(frags, torch.cat([m.albedo, m.specular[:, None], m.tangent], -1)[None], faces)[0]
-    albedo, spec, tangent = vattr[..., :3], vattr[..., 3], vattr[..., 4:7]
+    vattr = torch.cat([normals_world, world, m.albedo, m.specular[:, None], m.tangent, m.eye_local], -1)
+    pix, fid, attrs, back, bary = _covered(frags, world, faces, vattr, cam_pos)
+    nn_, pp, albedo, spec, t = attrs[:, 0:3], attrs[:, 3:6], attrs[:, 6:9], attrs[:, 9], attrs[:, 10:13]
     mat = m.face_mat[fid]
-    uv = interpolate_face_attrs(frags, m.uv_corners[None])[0]
+    cls = m.face_cls[fid]
+    uv = (m.uv_corners[fid] * bary[..., None]).sum(1)  # (N, 2)
     for mat_id, tex in ((MAT_HEAD, m.head_texture), (MAT_HAIR, m.hair_texture)):
-        sel = covered & (mat == mat_id)
+        sel = mat == mat_id
         if bool(sel.any()):
             samp = F.grid_sample(tex[None], uv[sel].reshape(1, 1, -1, 2), mode="bilinear", padding_mode="border",
                                  align_corners=False)[0, :, 0].T  # (N, 4)
             albedo[sel] = samp[:, :3]
             if mat_id == MAT_HEAD:
                 spec[sel] = samp[:, 3]
-    eyes = covered & (m.face_cls[fid] == EYES)
+    eyes = cls == EYES
     if bool(eyes.any()):
-        local = interpolate(frags, m.eye_local[None], faces)[0][eyes]
-        albedo[eyes] = eye_albedo(local, app["skin"])
+        albedo[eyes] = eye_albedo(attrs[eyes, 13:16], app["skin"])
 
     # Lighting (world space).
     sh = torch.tensor(light["sh"], dtype=torch.float32)
     l_dir = F.normalize(torch.tensor(light["key_direction"], dtype=torch.float32), dim=0)
     key = torch.tensor(light["key_rgb"], dtype=torch.float32) * light["key_intensity"]
-    sel = covered
-    nn_, pp = n[sel], pos[sel]
     view = F.normalize(cam_pos - pp, dim=-1)
     ndl = (nn_ @ l_dir)
-    lit = _shadow(world, faces, l_dir, pp, nn_) if shadows else torch.ones(pp.shape[0])
-    cls = m.face_cls[fid][sel]
+    lit = _shadow(world, faces, l_dir, pp, nn_, size=min(320, 2 * resolution)) if shadows else torch.ones(pp.shape[0])
     wrap = torch.where(cls == HAIR, 0.35, 0.2)
     diffuse_key = ((ndl + wrap) / (1 + wrap)).clamp(min=0) * lit
     # Subsurface-like warm terminator on skin: shadowed side a little redder.
     diffuse = irradiance(nn_, sh) + key * diffuse_key[:, None]
     h = F.normalize(l_dir + view, dim=-1)
-    shin = m.face_shininess[fid][sel]
+    shin = m.face_shininess[fid]
     ndh = (nn_ * h).sum(-1).clamp(min=0)
-    t = tangent[sel]
     has_t = t.norm(dim=-1) > 0.5
     tdh = (F.normalize(t, dim=-1, eps=1e-9) * h).sum(-1)
     strand = (1 - tdh * tdh).clamp(min=0).sqrt()
     lobe = torch.where(has_t, strand ** shin, ndh ** shin) * (shin + 8) / 40.0
-    specular = spec[sel] * lobe * (ndl > 0).float() * lit
+    specular = spec * lobe * (ndl > 0).float() * lit
     # Environment reflection on wet/shiny surfaces (eyes, lips): a soft sky term.
-    env = spec[sel][:, None] * 0.15 * irradiance(F.normalize(2 * (nn_ * view).sum(-1, keepdim=True) * nn_ - view, dim=-1), sh)
-    a = albedo[sel]
-    dim = torch.where(back[sel], m.face_backdim[fid][sel], torch.ones_like(shin))
+    env = spec[:, None] * 0.15 * irradiance(F.normalize(2 * (nn_ * view).sum(-1, keepdim=True) * nn_ - view, dim=-1), sh)
+    a = albedo
+    dim = torch.where(back, m.face_backdim[fid], torch.ones_like(shin))
     hair_tint = torch.where((cls == HAIR)[:, None], a * 1.5 + 0.2, torch.ones_like(a))
     colour = (a * diffuse + specular[:, None] * key * hair_tint + env) * dim[:, None]
 
-    bg = bg_mod.background_image(app["background"], size).permute(1, 2, 0)
-    img = bg.clone()
-    img[sel] = colour * light["exposure"]
-    bg_exposed = torch.where(covered[..., None], img, bg)
-    img = bg_exposed.permute(2, 0, 1)[None]
+    img = bg_mod.background_image(app["background"], size).reshape(3, -1).T.contiguous()
+    img[pix] = colour * light["exposure"]
+    img = img.T.reshape(1, 3, size, size)
     if supersample > 1:
         img = F.avg_pool2d(img, supersample)
     out = _tonemap(img[0])
@@ -226,14 +224,17 @@ def ground_truth(world: torch.Tensor, faces: torch.Tensor, normals_world: torch.
     """depth, normals (camera space, OpenCV), mask and segmentation at pixel centres."""
     frags = _ndc_and_frags(world, faces, c, resolution)
     c2w, _ = split_label(c)
-    covered = frags.mask[0]
-    n, _, _ = _facing_normals(frags, world, faces, normals_world, c2w[0, :3, 3])
-    n_cam = n @ c2w[0, :3, :3]  # world -> camera rotation is R^T: n_cam = R^T n
-    n_cam = torch.where(covered[..., None], n_cam, torch.zeros_like(n_cam))
-    depth = torch.where(covered, frags.depth[0], torch.zeros_like(frags.depth[0]))
-    seg = torch.where(covered, face_cls[frags.face_idx[0].clamp(min=0)], torch.zeros((), dtype=torch.uint8))
-    return {"depth": depth.numpy().astype(np.float32), "normals": n_cam.numpy().astype(np.float32),
-            "mask": covered.numpy().astype(np.uint8), "segmentation": seg.numpy().astype(np.uint8)}
+    pix, fid, attrs, _, _ = _covered(frags, world, faces, torch.cat([normals_world, world], -1), c2w[0, :3, 3])
+    count = resolution * resolution
+    normals = torch.zeros(count, 3)
+    normals[pix] = attrs[:, :3] @ c2w[0, :3, :3]  # world -> camera: R^T n
+    depth = torch.zeros(count)
+    depth[pix] = frags.depth[0].reshape(-1)[pix]
+    seg = torch.zeros(count, dtype=torch.uint8)
+    seg[pix] = face_cls[fid]
+    shape = (resolution, resolution)
+    return {"depth": depth.reshape(shape).numpy(), "normals": normals.reshape(*shape, 3).numpy(),
+            "mask": (seg > 0).reshape(shape).numpy().astype(np.uint8), "segmentation": seg.reshape(shape).numpy()}
 
 
 def render_item(config: Optional[SynthDistributions], index: int, seed: int, resolution: int = 256,

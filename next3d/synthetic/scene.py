@@ -94,7 +94,8 @@ class SceneMeshes:
 
 
 def texture_size(resolution: int) -> int:
-    return 256 if resolution <= 256 else 512
+    """Side of the head's UV texture for an output resolution (about one texel per output pixel)."""
+    return int(min(512, max(128, resolution)))
 
 
 def build_meshes(assets: HeadAssets, scene: SceneParams, resolution: int) -> SceneMeshes:
