@@ -184,6 +184,18 @@ def skin_texture(assets: "head_mod.HeadAssets", app: Dict, size: int) -> Tuple[t
                                                          1.0 - 0.3 * app["lip_redness"]])[:, None, None]
     albedo = albedo * (1 - lips) + lip_rgb * (1 + 0.5 * app["fine_noise_amp"] * fine) * lips
 
+    # The line between the lips: dark, thin.
+    y_mid = 0.5 * (L[62, 1] + L[66, 1])
+    lip_line = torch.exp(-0.5 * ((y - y_mid) / 0.0007) ** 2) * _sigmoid((half_w - ax) / 0.0015) * front
+    albedo = albedo * (1 - 0.6 * lip_line)
+
+    # Under the jaw: the neck a little darker, darkest just below the jaw line (where light rarely reaches).
+    jaw_y = _interp(x, L[2:15, 0], L[2:15, 1])
+    below = (jaw_y - y).clamp(min=0)
+    under = _sigmoid((jaw_y - 0.003 - y) / 0.0015) * (0.35 * torch.exp(-below / 0.02) + 0.12)
+    under = under * _sigmoid((z - (L[4, 2] - 0.03)) / 0.01)
+    albedo = albedo * (1 - under)
+
     # Brows: a band under the brow landmarks (thick at the inner end, thin at the tail), hairy.
     brow_rgb = torch.tensor(app["brow_rgb"], dtype=torch.float32)[:, None, None]
     streaks = _smooth_noise(gen, size, size // 6, 1)
@@ -198,7 +210,7 @@ def skin_texture(assets: "head_mod.HeadAssets", app: Dict, size: int) -> Tuple[t
         height = app["brow_thickness"] * (0.0085 - 0.0045 * frac)
         along = _band(x, torch.tensor(lo_x - 0.003), torch.tensor(hi_x + 0.002), 0.0015)
         brows = brows + _band(y, yb - height, yb + 0.001, 0.0009) * along
-    brows = (brows.clamp(0, 1) * front * _sigmoid((z - (L[36, 2] - 0.002)) / 0.002))
+    brows = brows.clamp(0, 1) * front
     density = (app["brow_density"] * (0.85 + 0.25 * streaks[0])).clamp(0, 1)
     brows = brows * density
     albedo = albedo * (1 - brows) + brow_rgb * brows
