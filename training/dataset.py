@@ -225,7 +225,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"{self.path}: cannot flip: item {raw} ({self._labels.images[raw]}) would mirror with an RMS vertex "
                 f"error of {1000 * err[worst]:.2f} mm (> {1000 * max_error:.2f} mm): the head model's shape components "
                 f"{used['shape']} and expression components {used['expression']} have no mirror image in its basis; "
-                f"use xflip=False")
+                f"use xflip=False (or accept approximate flips with a larger max_mirror_error)")
         self._mirror = op
         self._vertex_map = op.vertex_map
 
