@@ -79,7 +79,9 @@ def read_photo(source: Union[str, Path, bytes], name: str = None) -> np.ndarray:
                 rgb = _to_rgb(pil, what)
     except Image.DecompressionBombError:
         raise PhotoError(f"{what}: image too large (more than {MAX_PIXELS:,} pixels)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise PhotoError(f"{what}: not an image file (no image format recognised)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise PhotoError(f"{what}: not a readable image file ({type(exc).__name__}: {exc})") from None
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:

@@ -8,12 +8,16 @@ carries on past bad photos.
 
 from __future__ import annotations
 
+import io
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from PIL import Image
 
 from next3d.fitting.align import AlignmentError, CropTransform, crop_image, eg3d_crop_transform, transform_points
 from next3d.fitting.detect import Detection, DetectionError, LandmarkDetector
@@ -126,8 +130,38 @@ def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfi
 def summary_line(fit: Union[PhotoFit, PhotoFailure]) -> str:
     """One line per photo: landmark error and head angles, or why it was skipped."""
     if isinstance(fit, PhotoFailure):
-        return f"{fit.name}: skipped ({fit.stage}): {fit.message}"
+        msg = fit.message[len(fit.name) + 2:] if fit.message.startswith(f"{fit.name}: ") else fit.message
+        return f"{fit.name}: skipped ({fit.stage}): {msg}"
     yaw, pitch, roll = fit.angles
     res = fit.photo.transform.resolution
     return (f"{fit.photo.name}: landmark error {fit.error_px:.2f} px ({100 * fit.error_px / res:.2f}% of {res}), "
             f"yaw {yaw:+.1f} pitch {pitch:+.1f} roll {roll:+.1f} deg")
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_fit_folder(fit: PhotoFit, folder: Union[str, Path], flame: FLAME, head: Optional[dict] = None) -> Path:
+    """Write crop.png, overlay.png and fit.json of one fit into `folder` (each file atomically)."""
+    from next3d.fitting.overlay import draw_overlay
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    overlay = draw_overlay(fit.photo.crop, fit.camera, fit.flame, flame, fit.photo.landmarks, fit.fitted_landmarks)
+    _atomic_bytes(folder / "crop.png", _png_bytes(fit.photo.crop))
+    _atomic_bytes(folder / "overlay.png", _png_bytes(overlay))
+    _atomic_bytes(folder / "fit.json", (json.dumps(fit.to_json(head), indent=1) + "\n").encode())
+    return folder
