@@ -130,5 +130,6 @@ def rotation_error_deg(c_a: torch.Tensor, c_b: torch.Tensor) -> torch.Tensor:
     """Angle (B,) in degrees between the camera rotations of two label batches (B, 25)."""
     ra = cameras.split_label(c_a)[0][:, :3, :3].double()
     rb = cameras.split_label(c_b)[0][:, :3, :3].double()
-    cos = (((ra.transpose(1, 2) @ rb).diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
-    return torch.rad2deg(torch.acos(cos)).to(c_a.dtype)
+    # |Ra - Rb|_F = 2 sqrt(2) sin(angle / 2): accurate for small angles (acos of the trace is not).
+    chord = (ra - rb).flatten(1).norm(dim=1) / (2 * math.sqrt(2))
+    return torch.rad2deg(2 * torch.asin(chord.clamp(max=1.0))).to(c_a.dtype)
