@@ -8,7 +8,6 @@ import torch
 
 from next3d.fitting import calibrate
 from next3d.fitting.landmark_fit import project_landmarks
-from next3d.render.cameras import orbit_label
 
 REGENERATE = os.environ.get("NEXT3D_REGENERATE_CALIBRATION", "") == "1"
 
