@@ -97,17 +97,22 @@ def item_flame(item: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
     if "flame" in item and item["flame"] is not None:
         return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in item["flame"].items()}
     if "vertices" in item:
-        return {"vertices": torch.as_tensor(item["vertices"], dtype=torch.float32)}
+        return {"vertices": torch.as_tensor(item["vertices"], dtype=torch.float32),
+                "landmarks": torch.as_tensor(item["landmarks_3d"], dtype=torch.float32)}
     raise KeyError("flame")
 
 
 def build_label_table(dataset) -> LabelTable:
-    """Every item's camera and FLAME input; uses `dataset.labels(i)` when the loader offers a
-    label-only read, else reads the items."""
-    reader = getattr(dataset, "labels", None)
+    """Every item's camera and FLAME input; label-only reads (`cameras`, `flame_params(i)`)
+    when the loader offers them (`training.dataset.ImageDataset`), else the items themselves."""
     cams, flames = [], []
+    if getattr(dataset, "has_flame_params", False) and hasattr(dataset, "flame_params"):
+        cameras = torch.as_tensor(np.asarray(dataset.cameras), dtype=torch.float32)
+        flames = [{k: torch.as_tensor(v, dtype=torch.float32) for k, v in dataset.flame_params(i).items()}
+                  for i in range(len(dataset))]
+        return LabelTable(cameras=cameras, flame={k: torch.stack([f[k] for f in flames]) for k in flames[0]})
     for i in range(len(dataset)):
-        item = reader(i) if callable(reader) else dataset[i]
+        item = dataset[i]
         cams.append(torch.as_tensor(item["camera"], dtype=torch.float32))
         flames.append(item_flame(item))
     keys = list(flames[0])

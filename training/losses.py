@@ -199,7 +199,8 @@ def density_points(nets: Nets, flame: Mapping[str, torch.Tensor], batch: int, de
     pts = [torch.rand((batch, total - near, 3), device=device) * 2 - 1]
     if near > 0:
         with torch.no_grad():
-            verts = flame_to_world(nets.G.flame(**dict(flame)).vertices)
+            verts = flame["vertices"] if "vertices" in flame else nets.G.flame(**dict(flame)).vertices
+            verts = flame_to_world(verts)
         idx = torch.randint(0, verts.shape[1], (batch, near), device=device)
         on_mesh = torch.gather(verts, 1, idx[..., None].expand(-1, -1, 3))
         pts.append(on_mesh + torch.randn_like(on_mesh) * 0.02)

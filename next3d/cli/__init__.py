@@ -22,6 +22,7 @@ _SUBCOMMANDS = {
     "flame": ("next3d.cli.flame", "flame"),
     "generate": ("next3d.cli.generate", "generate"),
     "dataset": ("next3d.cli.dataset", "dataset"),
+    "train": ("next3d.cli.train", "train"),
 }
 
 
