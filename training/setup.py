@@ -68,6 +68,9 @@ def check_batch(cfg: TrainingConfig, env: DistEnv) -> int:
     batch_gpu = cfg.batch_gpu or local
     if local % batch_gpu:
         raise TrainingSetupError(f"batch_gpu {batch_gpu} does not divide the per-process batch {local}")
+    if batch_gpu < 2 and cfg.c_noise > 0:
+        raise TrainingSetupError(f"batch_gpu {batch_gpu}: the label noise (c_noise={cfg.c_noise:g}) is scaled by the "
+                                 f"label std over a micro-batch, which needs at least 2 samples (or set c_noise=0)")
     return batch_gpu
 
 

@@ -171,3 +171,20 @@ def micro_dataset():
 def micro_sets():
     return list(MICRO_SETS)
 
+
+
+def write_memory_dataset(out, ds: MemoryDataset, head_data):
+    """Write a MemoryDataset in the dataset format (for the command-line and torchrun tests)."""
+    with DatasetWriter(out, resolution=ds.resolution, source={"tool": "tests"}, **head_identity(head_data)) as writer:
+        for i in range(len(ds)):
+            it = ds[i]
+            writer.add(it["image"].permute(1, 2, 0).numpy(), camera=it["camera"].numpy(),
+                       flame={k: v.numpy() for k, v in it["flame"].items()},
+                       landmarks_2d=np.full((68, 2), ds.resolution / 2, np.float32))
+    return out
+
+
+@pytest.fixture(scope="session")
+def micro_dataset_dir(tmp_path_factory, micro_dataset, head_data):
+    """micro_dataset written to a folder (dataset.json + images)."""
+    return write_memory_dataset(tmp_path_factory.mktemp("micro") / "data", micro_dataset, head_data)
