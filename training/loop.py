@@ -159,6 +159,10 @@ def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] 
     if resume is not None:
         state = TrainState(**restore_snapshot(resume, G=built.G, G_ema=built.G_ema, D=built.D,
                                               opt_G=built.opt_G, opt_D=built.opt_D))
+        state.last_snapshot = Path(resume.path).name
+        # Intervals may change on resume (they do not affect the training maths).
+        state.next_snap_nimg = min(state.next_snap_nimg, state.cur_nimg + int(cfg.snap_kimg * 1000))
+        state.next_log_nimg = min(state.next_log_nimg, state.cur_nimg + int(cfg.log_kimg * 1000))
     labels = build_label_table(dataset)
     micros = micro_batches_of_rank(cfg.batch, batch_gpu, env.rank, env.world_size)
     sampler = RankBatchSampler(DataOrder(len(dataset), cfg.seed), cfg.batch, batch_gpu, env.rank, env.world_size,
