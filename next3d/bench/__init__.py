@@ -15,7 +15,7 @@ from typing import Callable, Dict, List
 
 import torch
 
-_ALL_TOPICS = ("ops", "flame", "raster", "generator")
+_ALL_TOPICS = ("ops", "flame", "raster", "generator", "train")
 TOPICS = tuple(t for t in _ALL_TOPICS if importlib.util.find_spec(f"next3d.bench.{t}") is not None)
 
 
@@ -45,9 +45,13 @@ def default_devices() -> List[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def run_topics(topics, devices, quick) -> Dict[str, dict]:
+def run_topics(topics, devices, quick, preset=None) -> Dict[str, dict]:
+    """Run each topic; `preset` goes to the topics whose run() takes one (train)."""
+    import inspect
+
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "devices": devices}
     for topic in topics:
         module = importlib.import_module(f"next3d.bench.{topic}")
-        out[topic] = module.run(devices=devices, quick=quick)
+        kwargs = {"preset": preset} if "preset" in inspect.signature(module.run).parameters else {}
+        out[topic] = module.run(devices=devices, quick=quick, **kwargs)
     return out

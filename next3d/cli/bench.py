@@ -17,8 +17,10 @@ from next3d.bench import TOPICS, default_devices, run_topics
 @click.option("--quick", is_flag=True, help="Smaller sizes and fewer repeats (a smoke run).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
-def bench(topics, device_opt, quick, out, force):
-    """Measure speed and print JSON. TOPICS: ops, flame, raster, generator, or all (default)."""
+@click.option("--preset", type=click.Choice(["tiny", "small", "ffhq512"]), default=None,
+              help="Preset of the train topic (default tiny).")
+def bench(topics, device_opt, quick, out, force, preset):
+    """Measure speed and print JSON. TOPICS: ops, flame, raster, generator, train, or all (default)."""
     from next3d.atomic_io import atomic_write_text
     from next3d.cli.options import check_outputs
 
@@ -32,7 +34,7 @@ def bench(topics, device_opt, quick, out, force):
         raise click.ClickException("--device cuda was asked for, but torch sees no CUDA device")
     else:
         devices = [device_opt]
-    result = run_topics(topics, devices, quick)
+    result = run_topics(topics, devices, quick, preset=preset)
     text = json.dumps(result, indent=2)
     click.echo(text)
     if out:

@@ -107,3 +107,84 @@ def make_items():
 @pytest.fixture
 def write_set():
     return write_items
+
+
+# ---------------------------------------------------------------------------------------
+# Training tests (tests/training/test_loop.py, test_losses.py, ...): an in-memory labelled
+# data set of shaded renders of random built-in heads, items as `ImageDataset` returns them.
+
+from next3d.render.mesh_shading import render_mesh  # noqa: E402
+
+class MemoryDataset(torch.utils.data.Dataset):
+    """Items as `training/dataset.py` returns them: shaded renders of random FLAME heads."""
+
+    def __init__(self, count: int = 8, resolution: int = 64, seed: int = 0, flame=None):
+        g = torch.Generator().manual_seed(seed)
+        self.flame_layer = flame or FLAME(load_flame_model(None))
+        self.resolution = resolution
+        self.head_topology = None
+        self.num_shape, self.num_expression = 10, 10
+        yaw = (torch.rand(count, generator=g) - 0.5) * 0.8
+        pitch = (torch.rand(count, generator=g) - 0.5) * 0.3
+        self.cameras = torch.cat([orbit_label(float(y), float(p)) for y, p in zip(yaw, pitch)])
+        self.params = {"shape": torch.randn(count, 10, generator=g) * 0.5,
+                       "expression": torch.randn(count, 10, generator=g) * 0.5,
+                       "neck": torch.zeros(count, 3), "jaw": torch.rand(count, 3, generator=g) * torch.tensor([0.2, 0, 0]),
+                       "left_eye": torch.zeros(count, 3), "right_eye": torch.zeros(count, 3)}
+        with torch.no_grad():
+            verts = self.flame_layer(**self.params).vertices
+            shaded = render_mesh(verts, self.flame_layer.faces, self.cameras, resolution).shaded
+        self.images = ((shaded + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+    def __len__(self):
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "camera": self.cameras[i],
+                "flame": {k: v[i] for k, v in self.params.items()},
+                "landmarks_2d": torch.zeros(68, 2), "index": int(i)}
+
+
+@pytest.fixture(scope="session")
+def memory_dataset():
+    return MemoryDataset()
+
+
+# Training tests: the tiny preset shrunk further (32² output, 8² neural rendering, 4+4 samples),
+# batch 2, regularisers every 2 steps, so that a step takes well under a second on a CPU.
+MICRO_SETS = ["G.render.neural_resolution=8", "G.render.samples_per_ray=4", "G.render.importance_samples=4",
+              "G.channel_base=256", "G.channel_max=16", "G.texture.resolution=32", "G.static.resolution=32",
+              "G.mouth.crop_size=8", "G.mouth.out_resolution=16", "G.blending.final_size=8",
+              "G.superres.input_resolution=8", "G.superres.out_resolution=32", "D.img_resolution=32",
+              "D.channel_base=256", "D.channel_max=16", "batch=2", "density_reg_points=32", "mesh_resolution=16",
+              "metric_images=0", "d_reg_interval=2", "g_reg_interval=2", "blur_fade_kimg=0.004", "log_kimg=0.002",
+              "snap_kimg=1000"]
+
+
+@pytest.fixture(scope="session")
+def micro_dataset():
+    """8 items at 32² (matches MICRO_SETS)."""
+    return MemoryDataset(count=8, resolution=32)
+
+
+@pytest.fixture
+def micro_sets():
+    return list(MICRO_SETS)
+
+
+
+def write_memory_dataset(out, ds: MemoryDataset, head_data):
+    """Write a MemoryDataset in the dataset format (for the command-line and torchrun tests)."""
+    with DatasetWriter(out, resolution=ds.resolution, source={"tool": "tests"}, **head_identity(head_data)) as writer:
+        for i in range(len(ds)):
+            it = ds[i]
+            writer.add(it["image"].permute(1, 2, 0).numpy(), camera=it["camera"].numpy(),
+                       flame={k: v.numpy() for k, v in it["flame"].items()},
+                       landmarks_2d=np.full((68, 2), ds.resolution / 2, np.float32))
+    return out
+
+
+@pytest.fixture(scope="session")
+def micro_dataset_dir(tmp_path_factory, micro_dataset, head_data):
+    """micro_dataset written to a folder (dataset.json + images)."""
+    return write_memory_dataset(tmp_path_factory.mktemp("micro") / "data", micro_dataset, head_data)
