@@ -81,7 +81,34 @@ def frechet_distance_ref(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
+def frechet_distance_from_features(x, y) -> float:
+    """The same Fréchet distance from the feature sets themselves (N1, D), (N2, D).
+
+    With Σ₁ = AAᵀ, Σ₂ = BBᵀ (A = (X − μ₁)ᵀ/√(N₁−1), B likewise), the non-zero eigenvalues
+    of Σ₁Σ₂ are the squared singular values of AᵀB, so Tr((Σ₁Σ₂)^½) = ‖AᵀB‖_* (nuclear
+    norm of an N₁ × N₂ matrix): exact, and much cheaper than D × D eigendecompositions
+    when the sets are smaller than the feature dimension.
+    """
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or min(x.shape[0], y.shape[0]) < 2:
+        raise ValueError(f"Fréchet distance: expected feature sets (N >= 2, D) of one D, got {tuple(x.shape)}, "
+                         f"{tuple(y.shape)}")
+    mu1, mu2 = x.mean(0), y.mean(0)
+    a = (x - mu1) / (x.shape[0] - 1) ** 0.5
+    b = (y - mu2) / (y.shape[0] - 1) ** 0.5
+    cross = torch.linalg.svdvals(a @ b.T).sum()
+    value = (mu1 - mu2).square().sum() + a.square().sum() + b.square().sum() - 2 * cross
+    return float(max(value.item(), 0.0))
+
+
 def fid_from_stats(a: FeatureStats, b: FeatureStats) -> float:
+    """FID of two statistics; from the vectors when both keep all of theirs and are fewer
+    than the dimension (same value, `frechet_distance_from_features`), else from (μ, Σ)."""
+    dim = a.mean.shape[0]
+    complete = all(s.features is not None and s.features.shape[0] == s.num for s in (a, b))
+    if complete and a.num + b.num < dim:
+        return frechet_distance_from_features(a.features, b.features)
     return frechet_distance(a.mean, a.cov, b.mean, b.cov)
 
 

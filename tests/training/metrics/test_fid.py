@@ -5,8 +5,9 @@ import pytest
 
 from training.metrics.feature_nets import MetricError
 from training.metrics.feature_stats import FeatureStats
-from training.metrics.fid import (fid_from_stats, frechet_distance, frechet_distance_ref, kernel_inception_distance,
-                                  kid_from_stats, mmd2_unbiased, parse_name)
+from training.metrics.fid import (fid_from_stats, frechet_distance, frechet_distance_from_features,
+                                  frechet_distance_ref, kernel_inception_distance, kid_from_stats, mmd2_unbiased,
+                                  parse_name)
 
 
 def test_frechet_hand_case():
@@ -33,7 +34,10 @@ def test_frechet_matches_scipy_on_random_gaussians():
     # Rank-deficient covariances (fewer samples than dimensions) stay finite and agree.
     x, y = rng.randn(10, 32), rng.randn(12, 32) + 0.1
     s1, s2 = FeatureStats.from_features(x), FeatureStats.from_features(y)
-    assert fid_from_stats(s1, s2) == pytest.approx(frechet_distance_ref(s1.mean, s1.cov, s2.mean, s2.cov), rel=1e-4)
+    ref = frechet_distance_ref(s1.mean, s1.cov, s2.mean, s2.cov)
+    assert fid_from_stats(s1, s2) == pytest.approx(ref, rel=1e-4)  # the feature route (N1 + N2 < D)
+    assert frechet_distance(s1.mean, s1.cov, s2.mean, s2.cov) == pytest.approx(ref, rel=1e-4)
+    assert frechet_distance_from_features(x, y) == pytest.approx(ref, rel=1e-4)
 
 
 def test_fid_of_a_set_with_itself_is_zero():
