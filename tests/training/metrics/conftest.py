@@ -63,3 +63,44 @@ def make_images():
 def list_dataset():
     """The ListDataset class."""
     return ListDataset
+
+
+@pytest.fixture(scope="session")
+def head_dataset(tmp_path_factory):
+    """A 6-item next3d data set at 64 px (train split): shaded renders of the built-in head with
+    random expressions and orbit cameras, written with DatasetWriter and read with ImageDataset."""
+    import numpy as np
+
+    from next3d.flame import FLAME, load_flame_model
+    from next3d.render.cameras import orbit_label
+    from next3d.render.mesh_shading import render_mesh
+    from training.dataset import DatasetWriter, ImageDataset, head_identity, project_landmarks
+
+    data = load_flame_model(None)
+    flame = FLAME(data)
+    rng = np.random.RandomState(0)
+    out = tmp_path_factory.mktemp("metrics-data") / "heads"
+    res = 64
+    with DatasetWriter(out, resolution=res, source={"tool": "tests"}, **head_identity(data)) as writer:
+        for i in range(6):
+            params = {"shape": (rng.randn(flame.num_shape) * 0.5).astype(np.float32),
+                      "expression": (rng.randn(flame.num_expression) * 0.5).astype(np.float32),
+                      "jaw": np.array([abs(rng.randn()) * 0.1, 0, 0], np.float32),
+                      "neck": np.zeros(3, np.float32), "left_eye": np.zeros(3, np.float32),
+                      "right_eye": np.zeros(3, np.float32)}
+            camera = orbit_label(float(rng.uniform(-0.4, 0.4)), float(rng.uniform(-0.1, 0.1)))
+            with torch.no_grad():
+                mesh = flame(**{k: torch.from_numpy(v)[None] for k, v in params.items()})
+                shaded = render_mesh(mesh.vertices, flame.faces, camera, res).shaded[0]
+            img = ((shaded + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+            lmk = project_landmarks(mesh.landmarks[0].numpy(), camera[0].numpy(), res)
+            writer.add(img, camera=camera[0].numpy(), flame=params, landmarks_2d=lmk)
+    return ImageDataset(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator():
+    from next3d.checkpoint import build_generator
+    from next3d.presets import get_preset
+
+    return build_generator(get_preset("tiny"), seed=0).eval()
