@@ -20,7 +20,7 @@ from training.dataset_mirror import (DEFAULT_MAX_VERTEX_ERROR, IBUG_MIRROR, Mirr
                                      mirror_landmarks_2d, mirror_points)
 from training.dataset_schema import (FLAME_KEYS, LABELS_FILE, SPLITS, DatasetError, DatasetLabels, head_identity,
                                      parse_labels)
-from training.dataset_storage import Storage, decode_image, probe_image, read_npz
+from training.dataset_storage import IMAGE_SUFFIXES, Storage, decode_image, probe_image, read_npz
 from training.dataset_writer import DatasetWriter
 from training.published_layout import (PUBLISHED_LABELS, PublishedLabels, parse_published, read_landmarks_3d,
                                        read_vertices)
@@ -131,6 +131,14 @@ class ImageDataset(torch.utils.data.Dataset):
         declared = self._labels.resolution if self._labels is not None else None
         first = None
         names = self._storage.names()
+        if self._labels is not None:
+            listed = set(images)
+            stored = sorted(n for n in names if n.startswith("images/") and n.lower().endswith(IMAGE_SUFFIXES))
+            unlisted = [n for n in stored if n not in listed]
+            if unlisted:
+                raise DatasetError(f"{self.path}: {LABELS_FILE} lists {len(images)} images but images/ holds "
+                                   f"{len(stored)} ({len(unlisted)} not listed, e.g. {unlisted[0]}); the labels do "
+                                   f"not match the images")
         for raw in (order if verify else order[:1]):
             name = images[raw]
             if name not in names:
@@ -194,6 +202,10 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.head_topology is not None and ident["head_topology"] != self.head_topology:
             raise DatasetError(f"{self.path}: cannot flip: the set's head topology {self.head_topology} differs from "
                                f"the loaded head model's {ident['head_topology']} ({head_data.name})")
+        if self.head_model == "builtin" and self.head_version and ident["head_version"] != self.head_version:
+            raise DatasetError(f"{self.path}: cannot flip: the set was made with built-in head {self.head_version}, "
+                               f"the loaded one is {ident['head_version']} (its blendshapes differ, so its mirror "
+                               f"matrices do not apply)")
         if head_data.num_shape < self.num_shape or head_data.num_expression < self.num_expression:
             raise DatasetError(f"{self.path}: cannot flip: the set has {self.num_shape} shape / {self.num_expression} "
                                f"expression components, the head model {head_data.num_shape} / "
@@ -213,7 +225,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 f"{self.path}: cannot flip: item {raw} ({self._labels.images[raw]}) would mirror with an RMS vertex "
                 f"error of {1000 * err[worst]:.2f} mm (> {1000 * max_error:.2f} mm): the head model's shape components "
                 f"{used['shape']} and expression components {used['expression']} have no mirror image in its basis; "
-                f"use xflip=False")
+                f"use xflip=False (or accept approximate flips with a larger max_mirror_error)")
         self._mirror = op
         self._vertex_map = op.vertex_map
 
@@ -256,6 +268,11 @@ class ImageDataset(torch.utils.data.Dataset):
     def cameras(self) -> np.ndarray:
         """(len, 25) float32 camera labels of the items in order (flipped ones mirrored)."""
         return self._cameras
+
+    @property
+    def mesh_faces(self) -> Optional[np.ndarray]:
+        """(F, 3) faces of the published layout's meshes (None for the next3d format)."""
+        return self._published.faces if self._published is not None else None
 
     @property
     def source(self) -> Optional[dict]:

@@ -23,6 +23,7 @@ _SUBCOMMANDS = {
     "generate": ("next3d.cli.generate", "generate"),
     "fit": ("next3d.cli.fit", "fit"),
     "metrics": ("next3d.cli.metrics", "metrics"),
+    "dataset": ("next3d.cli.dataset", "dataset"),
 }
 
 

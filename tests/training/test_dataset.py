@@ -173,6 +173,15 @@ def test_wrong_size_image_and_count_mismatch(broken, zip_set, tmp_path):
         ImageDataset(bad, split=None)
 
 
+def test_unlisted_images(broken):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(broken / "images" / "stray.png")
+    with pytest.raises(DatasetError, match=r"dataset.json lists 8 images but images/ holds 9 \(1 not listed, e.g. "
+                                           r"images/stray.png\); the labels do not match the images"):
+        ImageDataset(broken)
+
+
 def test_ground_truth_missing(broken):
     _edit_labels(broken, lambda d: d["items"][2].pop("ground_truth"))
     assert len(ImageDataset(broken, split=None)) == 8  # fine without asking for ground truth

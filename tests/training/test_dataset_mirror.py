@@ -92,3 +92,21 @@ def test_flip_needs_matching_head(folder_set, head_data):
     other = replace(head_data, faces=head_data.faces[::-1].copy())
     with pytest.raises(DatasetError, match=r"cannot flip: the set's head topology sha256:\w+ differs"):
         ImageDataset(folder_set, xflip=True, head_data=other)
+
+
+def test_flip_needs_the_same_builtin_version(broken_version, head_data):
+    with pytest.raises(DatasetError, match=r"made with built-in head v2-000000000000, the loaded one is v2-"):
+        ImageDataset(broken_version, xflip=True, head_data=head_data)
+
+
+@pytest.fixture
+def broken_version(tmp_path, folder_set):
+    import json
+    import shutil
+
+    dst = tmp_path / "v"
+    shutil.copytree(folder_set, dst)
+    doc = json.loads((dst / "dataset.json").read_text())
+    doc["head_version"] = "v2-000000000000"
+    (dst / "dataset.json").write_text(json.dumps(doc))
+    return dst
