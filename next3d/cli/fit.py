@@ -57,6 +57,9 @@ def fit(photos, out_dir, resolution, flame_dir, face, batch, iters):
         detector = DlibDetector()
     except DetectionError as exc:
         raise click.ClickException(str(exc)) from None
+    from next3d.fitting.calibrate import load_offsets
+
+    offsets = load_offsets(detector.name, head)
     config = FitConfig() if iters is None else replace(FitConfig(), full_iters=iters)
     names = _folder_names(photos)
     failures = 0
@@ -69,7 +72,8 @@ def fit(photos, out_dir, resolution, flame_dir, face, batch, iters):
                 results[i] = item
             else:
                 prepared.append((i, item))
-        fits = fit_prepared([p for _, p in prepared], flame, config, progress=len(prepared) > 1)
+        fits = fit_prepared([p for _, p in prepared], flame, config, landmark_offsets=offsets,
+                            progress=len(prepared) > 1 and sys.stderr.isatty())
         for (i, _), result in zip(prepared, fits):
             results[i] = result
         for i in chunk:

@@ -8,6 +8,16 @@ frame, in which camera labels are expressed, is the generator's world:
 (EG3D's BFM-derived frame also has y up and the face looking down +z). The transform is
 pinned by `tests/next3d/fitting/test_camera_frame.py`.
 
+**How the frame was checked** (`test_published_crop_of_the_default_view`): the built-in mean head
+rendered by the generator's default camera (orbit radius 2.7 about the pivot, FFHQ intrinsics) and
+then cut with the published crop (`align.eg3d_crop_transform`) gives a crop transform of scale
+1.126 and an offset of (+0.6, -7.8) px at 512: the published crop centres the face where the
+generator's default camera does (to 8 px), but shows a mean-sized face about 12.6 % larger, so
+fitted cameras of a mean-sized face sit about 2.7 / 1.126 = 2.40 from the pivot rather than
+the 2.7 that published labels were normalised to. The fit keeps the translation free so that
+the generator renders the head where the photo has it; labels compare with published ones in
+rotation (and in direction of view), not in distance.
+
 **Fitted camera.** Rotation and translation about the EG3D pivot (0, 0, 0.2) with FFHQ
 intrinsics fixed (fx = fy = 4.2647, centre 0.5):
 

@@ -180,7 +180,7 @@ def _threads(n: Optional[int]):
 
 def fit_landmarks(landmarks_2d: torch.Tensor, image_size, flame: FLAME, config: FitConfig = FitConfig(),
                   temporal_weight: float = 0.0, init_shape: Optional[torch.Tensor] = None,
-                  progress: bool = False) -> FitResult:
+                  landmark_offsets: Optional[torch.Tensor] = None, progress: bool = False) -> FitResult:
     """Fit FLAME and the camera to 2D landmarks.
 
     Args:
@@ -191,15 +191,17 @@ def fit_landmarks(landmarks_2d: torch.Tensor, image_size, flame: FLAME, config: 
         config: `FitConfig`.
         temporal_weight: weight of the temporal prior between consecutive items (0: none).
         init_shape: optional (B or 1, <= num_shape) starting/fixed identity.
+        landmark_offsets: optional (68, 3) FLAME-space offsets added to the model's landmarks: where
+            the detector puts each point relative to the embedding (`next3d.fitting.calibrate`).
         progress: show a tqdm bar over the iterations.
     Returns:
         FitResult.
     """
     with _threads(config.num_threads if torch.device(config.device).type == "cpu" else None):
-        return _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, progress)
+        return _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, landmark_offsets, progress)
 
 
-def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, progress) -> FitResult:
+def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, offsets, progress) -> FitResult:
     assert_shape(landmarks_2d, [None, 68, 2], "landmarks_2d")
     if not bool(torch.isfinite(landmarks_2d).all()):
         raise ValueError("landmarks_2d: contains NaN or infinite values")
@@ -208,6 +210,9 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, p
     sizes = _image_sizes(image_size, batch).to(dev)
     target = landmarks_2d.to(dev, torch.float32) / sizes[:, None, None]
     head = LandmarkHead(flame).to(dev)
+    if offsets is not None:
+        assert_shape(offsets, [68, 3], "landmark_offsets")
+        offsets = offsets.to(dev, torch.float32)
     ns = head.num_shape if config.num_shape is None else min(int(config.num_shape), head.num_shape)
     ne = head.num_expression if config.num_expression is None else min(int(config.num_expression),
                                                                        head.num_expression)
@@ -238,6 +243,8 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, p
         c = camera_frame.camera_label(cam[:, :3], cam[:, 3:])
         rows = contour_rows(camera_frame.head_rotation(c)) if head.has_dynamic_contour else None
         lmk = head(sh, ex, pose, rows)
+        if offsets is not None:
+            lmk = lmk + offsets
         return c, project_landmarks(lmk, c)
 
     def data_terms(uv):

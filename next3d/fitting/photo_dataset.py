@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from next3d.fitting.landmark_fit import FitConfig
+from next3d.fitting.photo_io import PhotoError, read_photo
 from next3d.fitting.pipeline import PhotoFailure, PhotoFit, fit_prepared, prepare_photo
 
 WORK_VERSION = 1
@@ -159,7 +160,7 @@ def _prepare_in_worker(args):
 def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flame, head: Dict, resolution: int = 512,
                         workers: int = 1, batch: int = 64, face: Optional[int] = None,
                         config: FitConfig = FitConfig(), log: Optional[Callable[[str], None]] = None,
-                        progress: bool = False) -> BuildReport:
+                        progress: bool = False, detector=None) -> BuildReport:
     """Build a next3d data set from the photos of `source` (folder or zip) at `out`.
 
     Args:
@@ -167,6 +168,7 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
         resolution: image side of the set; workers: processes for reading/detection/cropping.
         batch: photos per fitting batch; face: which face of multi-face photos (None: largest).
         log: called with one line per skipped photo as it happens.
+        detector: a `LandmarkDetector` for workers == 1 (default: dlib, made when first needed).
     Raises:
         PhotoDatasetError: unusable source, nothing fitted, or an output that is not a data set.
     """
@@ -182,16 +184,14 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
                 "face": face, "head": head}
     work = _Work(out.with_name(out.name + ".work"), settings)
     todo = [n for n in names if not work.done(n)]
-    detector = None
+    from next3d.fitting.calibrate import load_offsets
+
+    offsets = load_offsets("dlib", head)
     pool = None
     if todo and workers > 1:
         import multiprocessing
 
         pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
-    elif todo:
-        from next3d.fitting.detect import DlibDetector
-
-        detector = DlibDetector()
     bar = None
     if progress and todo:
         from tqdm import tqdm
@@ -206,18 +206,25 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
                 prepared = []
                 for n in chunk:
                     try:
-                        data = _read_bytes(source, n)
+                        image = read_photo(_read_bytes(source, n), n)
                     except (OSError, KeyError, zipfile.BadZipFile) as exc:
                         prepared.append(PhotoFailure(n, "read", f"{n}: cannot read ({exc})"))
                         continue
-                    prepared.append(prepare_photo(data, detector, resolution, face=face, name=n))
+                    except PhotoError as exc:
+                        prepared.append(PhotoFailure(n, "read", str(exc)))
+                        continue
+                    if detector is None:
+                        from next3d.fitting.detect import DlibDetector
+
+                        detector = DlibDetector()
+                    prepared.append(prepare_photo(image, detector, resolution, face=face, name=n))
             ok = [p for p in prepared if not isinstance(p, PhotoFailure)]
             for p in prepared:
                 if isinstance(p, PhotoFailure):
                     work.record_failure(p)
                     if log:
                         log(f"skipped {p.name} ({p.stage}): {p.message}")
-            for result in fit_prepared(ok, flame, config):
+            for result in fit_prepared(ok, flame, config, landmark_offsets=offsets):
                 if isinstance(result, PhotoFailure):
                     work.record_failure(result)
                     if log:

@@ -106,13 +106,17 @@ def prepare_photo(source: Union[str, Path, bytes, np.ndarray], detector: Landmar
 
 
 def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfig = FitConfig(),
-                 progress: bool = False) -> List[Union[PhotoFit, PhotoFailure]]:
-    """Fit a batch of prepared photos (one optimisation for all of them)."""
+                 progress: bool = False, landmark_offsets: Optional[torch.Tensor] = None
+                 ) -> List[Union[PhotoFit, PhotoFailure]]:
+    """Fit a batch of prepared photos (one optimisation for all of them).
+
+    landmark_offsets: the detector's calibration for this head (`calibrate.load_offsets`), or None.
+    """
     if not photos:
         return []
     lm = torch.as_tensor(np.stack([p.landmarks for p in photos]), dtype=torch.float32)
     sizes = [p.transform.resolution for p in photos]
-    res = fit_landmarks(lm, sizes, flame, config, progress=progress)
+    res = fit_landmarks(lm, sizes, flame, config, progress=progress, landmark_offsets=landmark_offsets)
     out: List[Union[PhotoFit, PhotoFailure]] = []
     for i, p in enumerate(photos):
         err = float(res.error_px[i])

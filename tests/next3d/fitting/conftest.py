@@ -12,6 +12,7 @@ import torch
 from helpers import SHARED
 
 
+@pytest.fixture
 def shared_dir() -> Path:
     """../shared beside the repo (NEXT3D_SHARED overrides, e.g. from a git worktree)."""
     return Path(os.environ.get("NEXT3D_SHARED", SHARED))
@@ -41,7 +42,7 @@ def face_render(flame):
     c = orbit_label(0.2, 0.05)
     with torch.no_grad():
         verts = flame(jaw=torch.tensor([[0.15, 0.0, 0.0]])).vertices
-        rend = render_mesh(verts, flame.faces, c, 256)
+        rend = render_mesh(verts, flame.faces, c, 256, rasterize_impl="ref")
     img = ((rend.shaded[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
     # Mid-grey background instead of black.
     mask = rend.mask[0, 0].numpy() > 0.5
