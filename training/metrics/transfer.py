@@ -5,7 +5,9 @@ parameters (β_k, ψ_k, θ_k) of a random data-set item) goes through the photo 
 analysis: dlib finds the face and its 68 iBUG landmarks (`face_models`), and the fitter
 (`next3d.fitting.fit_landmarks`, DECA-style landmark fit of FLAME shape, expression,
 jaw/neck/eye pose and the camera, FFHQ intrinsics) recovers (β̂, ψ̂, θ̂, ĉ). Images
-where no face is detected are left out and counted (`transfer_detect_rate`).
+where no face is detected are left out and counted (`transfer_detect_rate`). The fit
+uses the fitter's stored dlib calibration for the generator's head model when there is
+one (`next3d.fitting.calibrate.load_offsets`).
 
 * **AED** (average expression distance), millimetres: for each image, the mean Euclidean
   distance between the 51 inner-face landmarks (iBUG 17..67) of the FLAME head with the
@@ -88,14 +90,30 @@ def projected_landmarks_px(flame_layer: torch.nn.Module, flame: Dict[str, torch.
     return uv * image_size
 
 
+def generator_landmark_offsets(G: torch.nn.Module) -> Optional[torch.Tensor]:
+    """The fitter's stored dlib calibration (68, 3) for G's head model, or None (`next3d.fitting.calibrate`)."""
+    try:
+        from next3d.fitting.calibrate import load_offsets
+        from next3d.flame import load_flame_model
+        from training.dataset_schema import head_identity
+    except ImportError:
+        return None
+    try:
+        return load_offsets("dlib", head_identity(load_flame_model(G.config.flame_dir)))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def transfer_from_images(images: torch.Tensor, driving_flame: Dict[str, torch.Tensor], driving_camera: torch.Tensor,
                          flame_layer: torch.nn.Module, *, models: Optional[FaceModels] = None,
                          fit_config=None, G: Optional[torch.nn.Module] = None,
-                         with_fit: bool = True, landmarks: Optional[torch.Tensor] = None) -> Dict[str, np.ndarray]:
+                         with_fit: bool = True, landmarks: Optional[torch.Tensor] = None,
+                         landmark_offsets: Optional[torch.Tensor] = None) -> Dict[str, np.ndarray]:
     """Per-image AED (mm), APD (deg), landmark error (% of side) and detection flags for
     images (B, 3, S, S) (uint8 or float [-1, 1]) driven by the given FLAME parameters and cameras.
     Entries of undetected images are NaN. `landmarks` (B, 68, 2) pixels replaces the dlib
-    detection (tests, or another detector)."""
+    detection (tests, or another detector); `landmark_offsets` (68, 3) is the detector's
+    calibration for the head model, passed to the fitter."""
     assert_shape(images, [None, 3, None, None], "images")
     batch, size = images.shape[0], images.shape[-1]
     if images.shape[-2] != size:
@@ -125,7 +143,7 @@ def transfer_from_images(images: torch.Tensor, driving_flame: Dict[str, torch.Te
     lmk[found] = ((target - detected).norm(dim=-1).mean(dim=-1) / size * 100.0).numpy()
     if with_fit and "vertices" not in flame_sel:
         FitConfig, fit_landmarks, _ = _fitting()
-        fit = fit_landmarks(detected, size, flame_layer, fit_config or FitConfig())
+        fit = fit_landmarks(detected, size, flame_layer, fit_config or FitConfig(), landmark_offsets=landmark_offsets)
         with torch.no_grad():
             aed[found] = expression_distance_mm(flame_layer, {k: v.cpu() for k, v in flame_sel.items()},
                                                 fit.flame).numpy()
@@ -151,11 +169,12 @@ def transfer_metrics(G: torch.nn.Module, dataset, num: int, *, batch: int = 4, s
     if with_fit:
         _fitting()
     models = models or FaceModels()
+    offsets = generator_landmark_offsets(G) if with_fit else None
     parts = []
     for gen in generated_batches(G, dataset, num, batch=batch, seed=seed):
         flame = {k: v for k, v in gen.flame.items()}
         parts.append(transfer_from_images(gen.images, flame, gen.camera, G.flame, models=models,
-                                          fit_config=fit_config, G=G, with_fit=with_fit))
+                                          fit_config=fit_config, G=G, with_fit=with_fit, landmark_offsets=offsets))
         if on_progress is not None:
             on_progress(gen.images.shape[0])
     return _summary(parts, num, with_fit)
