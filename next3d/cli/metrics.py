@@ -82,7 +82,8 @@ def metrics(network, data_path, metric_spec, num_gen, split, batch, seed, device
     if any(n.endswith("_inception") for n in names) and not (inception_weights or
                                                             os.environ.get("NEXT3D_INCEPTION_WEIGHTS")):
         raise click.ClickException("the *_inception metrics need --inception-weights FILE (or "
-                                   "$NEXT3D_INCEPTION_WEIGHTS); nothing is downloaded — use the *_vgg metrics offline")
+                                   "$NEXT3D_INCEPTION_WEIGHTS); nothing is downloaded: use the *_vgg metrics "
+                                   "offline")
     device = resolve_device(device_choice)
     try:
         G = load_generator(network, device=device)

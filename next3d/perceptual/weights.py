@@ -32,8 +32,8 @@ def weights_path(net: str = "vgg") -> Path:
         raise PerceptualError(f"net: expected one of {', '.join(NETS)}, got {net!r}")
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise PerceptualError(f"the ST-LPIPS weights need the pip package 'stlpips-pytorch' "
-                              f"(pip install --no-deps stlpips-pytorch); it is not installed")
+        raise PerceptualError("the ST-LPIPS weights need the pip package 'stlpips-pytorch' "
+                              "(pip install --no-deps stlpips-pytorch); it is not installed")
     for folder in spec.submodule_search_locations:
         path = Path(folder) / "weights" / "vST0.0" / f"{net}_shift_tolerant.pth"
         if path.is_file():

@@ -112,7 +112,8 @@ def id_consistency(G: torch.nn.Module, dataset, *, options: IdentityOptions = Id
         expr_sims.extend(sims[len(yaws) - 1:])
         found_all.extend(found)
     every = np.array(view_sims + expr_sims, dtype=np.float64)
-    result = {"id": float(every.mean()), "id_distance": float(np.mean(dists)), "id_detect_rate": float(np.mean(found_all)), "id_num": n}
+    result = {"id": float(every.mean()), "id_distance": float(np.mean(dists)),
+              "id_detect_rate": float(np.mean(found_all)), "id_num": n}
     if view_sims:
         result["id_views"] = float(np.mean(view_sims))
     if expr_sims:

@@ -1,8 +1,14 @@
 """ST-LPIPS and the shift-tolerant trunks: weights load by name, distance properties."""
 
-import math
+import importlib.util
 
 import pytest
+
+if importlib.util.find_spec("stlpips_pytorch") is None:
+    pytest.skip("needs the stlpips-pytorch package (its weight files)", allow_module_level=True)
+
+import math
+
 import torch
 
 from next3d.perceptual import STLPIPS, PerceptualError, VGGFeatures, load_state_dict, weights_path

@@ -1,5 +1,12 @@
 """`next3d metrics`: JSON on stdout and in --out, one line per metric, clear errors."""
 
+import importlib.util
+
+import pytest
+
+if importlib.util.find_spec("stlpips_pytorch") is None:
+    pytest.skip("needs the stlpips-pytorch package (its weight files)", allow_module_level=True)
+
 import json
 
 from click.testing import CliRunner

@@ -1,7 +1,13 @@
 """Data-set statistics: accumulation, the content-hash cache, VGG-feature FID behaviour."""
 
-import numpy as np
+import importlib.util
+
 import pytest
+
+if importlib.util.find_spec("stlpips_pytorch") is None:
+    pytest.skip("needs the stlpips-pytorch package (its weight files)", allow_module_level=True)
+
+import numpy as np
 import torch
 
 from training.metrics.feature_nets import MetricError, VGGEmbedding, get_feature_net

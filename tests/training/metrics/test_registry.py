@@ -1,10 +1,15 @@
 """The metric registry: names, errors, and a tiny-preset generator through every metric on the CPU."""
 
-import json
-import math
+import importlib.util
 
 import pytest
-import torch
+
+if importlib.util.find_spec("stlpips_pytorch") is None:
+    pytest.skip("needs the stlpips-pytorch package (its weight files)", allow_module_level=True)
+pytest.importorskip("dlib")
+
+import json  # noqa: E402
+import math  # noqa: E402
 
 from training.metrics.feature_nets import MetricError
 from training.metrics.registry import METRIC_NAMES, check_names, compute_metric, compute_metrics, flat_results
