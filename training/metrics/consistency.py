@@ -19,6 +19,11 @@ vertical axis through the orbit pivot by `yaw_offset` radians (sign alternating 
 The latent is mapped once on c_A; both views are rendered with deterministic ray
 samples. Reported: `consistency_l1` (the final image), `consistency_l1_raw` (the
 volume-rendered raw image), `consistency_coverage`.
+
+Geometry against ground truth (`geometry_error`, for renders of a known head, e.g. an
+inverted synthetic item): mean |z − z_gt| (world units, camera-space z) and the mean
+angle (degrees) between the normals of the rendered depth and the ground-truth normals,
+over the ground-truth foreground.
 """
 
 from __future__ import annotations
@@ -149,3 +154,67 @@ def multiview_consistency(G: torch.nn.Module, dataset, num: int, *, batch: int =
     return {"consistency_l1": float(np.nanmean(l1)) if np.isfinite(l1).any() else float("nan"),
             "consistency_l1_raw": float(np.nanmean(l1_raw)) if np.isfinite(l1_raw).any() else float("nan"),
             "consistency_coverage": float(np.mean(coverage)), "consistency_num": int(num)}
+
+
+# --------------------------------------------------------------------------- geometry vs ground truth
+
+
+def camera_points(depth: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Along-ray depth (B, 1, R, R) under labels c (B, 25) -> camera-space points (B, R, R, 3), OpenCV axes."""
+    assert_shape(depth, [None, 1, None, None], "depth")
+    batch, _, res, _ = depth.shape
+    assert_shape(c, [batch, 25], "camera label")
+    origins, dirs = make_rays(c.float(), res)
+    cam2world, _ = split_label(c.float())
+    dirs_cam = torch.einsum("bji,bnj->bni", cam2world[:, :3, :3], dirs)   # R^T d
+    return (depth.float().reshape(batch, -1, 1) * dirs_cam).reshape(batch, res, res, 3)
+
+
+def normals_from_points(points: torch.Tensor) -> torch.Tensor:
+    """Unit normals (B, R, R, 3) of a camera-space point grid by central differences, facing the
+    camera (n · p < 0); zero on the border."""
+    dx = torch.zeros_like(points)
+    dy = torch.zeros_like(points)
+    dx[:, :, 1:-1] = points[:, :, 2:] - points[:, :, :-2]
+    dy[:, 1:-1] = points[:, 2:] - points[:, :-2]
+    n = torch.cross(dx, dy, dim=-1)
+    n = torch.where(((n * points).sum(-1, keepdim=True) > 0), -n, n)
+    return F.normalize(n, dim=-1, eps=1e-12)
+
+
+def geometry_error(depth: torch.Tensor, c: torch.Tensor, gt_depth: torch.Tensor, gt_mask: torch.Tensor,
+                   gt_normals: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """Rendered geometry against ground truth (the synthetic set's `gt/*.npz`), per sample.
+
+    depth (B, 1, R, R) along-ray (G's image_depth); c (B, 25); gt_depth (B, R', R') camera-space z
+    (0 = empty), gt_mask (B, R', R') foreground, gt_normals (B, R', R', 3) camera-space unit
+    normals (OpenCV), as `docs/dataset_format.md`. Ground truth is resampled to R (nearest).
+    Returns {'depth_l1' (B,): mean |z − z_gt| in world units over the foreground pixels with
+    ground-truth depth, 'normal_deg' (B,): mean angle in degrees between the normals of the
+    rendered depth (central differences of its back-projected points) and the ground truth's,
+    over the same pixels away from depth edges} (NaN without pixels).
+    """
+    batch, _, res, _ = depth.shape
+    assert_shape(gt_depth, [batch, None, None], "gt_depth")
+    assert_shape(gt_mask, [batch, gt_depth.shape[1], gt_depth.shape[2]], "gt_mask")
+    near = lambda x: F.interpolate(x.float(), size=(res, res), mode="nearest")  # noqa: E731
+    z_gt = near(gt_depth[:, None])[:, 0]
+    mask = (near(gt_mask[:, None])[:, 0] > 0) & (z_gt > 0)
+    points = camera_points(depth, c)
+    err = (points[..., 2] - z_gt).abs()
+    count = mask.float().sum(dim=(1, 2))
+    nan = torch.full_like(count, float("nan"))
+    out = {"depth_l1": torch.where(count > 0, (err * mask).sum(dim=(1, 2)) / count.clamp(min=1), nan)}
+    if gt_normals is not None:
+        assert_shape(gt_normals, [batch, gt_depth.shape[1], gt_depth.shape[2], 3], "gt_normals")
+        n_gt = F.normalize(near(gt_normals.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), dim=-1, eps=1e-12)
+        n = normals_from_points(points)
+        # Interior pixels only: all four neighbours inside the mask (differences across edges are meaningless).
+        inner = mask.clone()
+        inner[:, 1:-1, 1:-1] &= mask[:, 2:, 1:-1] & mask[:, :-2, 1:-1] & mask[:, 1:-1, 2:] & mask[:, 1:-1, :-2]
+        inner[:, [0, -1]] = False
+        inner[:, :, [0, -1]] = False
+        angle = torch.rad2deg(torch.acos((n * n_gt).sum(-1).clamp(-1, 1)))
+        k = inner.float().sum(dim=(1, 2))
+        out["normal_deg"] = torch.where(k > 0, (angle * inner).sum(dim=(1, 2)) / k.clamp(min=1), nan)
+    return out

@@ -69,3 +69,25 @@ def test_occluded_and_outside_pixels_are_excluded(head):
     assert res["l1"].item() < 0.05
     with pytest.raises(ShapeError):
         reprojection_error(img_a, d_a, c_a, img_b, d_b[:, :, :10], c_b)
+
+
+def test_geometry_error_against_ground_truth(head):
+    from next3d.render.mesh_shading import render_mesh
+    from training.metrics.consistency import camera_points, geometry_error
+
+    vertices, faces = head
+    c = orbit_label(torch.tensor([0.3]))
+    _, depth, mask = render_textured(vertices, faces, c, 64)
+    # Ground truth in the data-set convention: camera-space z, OpenCV normals (render_mesh's display
+    # normals are (n_x, -n_y, -n_z)).
+    z_gt = camera_points(depth, c)[..., 2] * mask[:, 0]
+    shown = render_mesh(vertices, faces, c, 64).normals.permute(0, 2, 3, 1)
+    n_gt = shown * torch.tensor([1.0, -1.0, -1.0])
+    exact = geometry_error(depth, c, z_gt, mask[:, 0], n_gt)
+    assert exact["depth_l1"].item() < 1e-5
+    assert exact["normal_deg"].item() < 12.0          # finite differences vs smooth vertex normals
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    bumpy = depth + 0.02 * torch.sin(12 * xx) * torch.sin(12 * yy) * mask
+    wrong = geometry_error(bumpy, c, z_gt, mask[:, 0], n_gt)
+    assert wrong["depth_l1"].item() > 0.005
+    assert wrong["normal_deg"].item() > exact["normal_deg"].item() + 10.0
