@@ -22,6 +22,7 @@ _SUBCOMMANDS = {
     "flame": ("next3d.cli.flame", "flame"),
     "generate": ("next3d.cli.generate", "generate"),
     "fit": ("next3d.cli.fit", "fit"),
+    "metrics": ("next3d.cli.metrics", "metrics"),
     "dataset": ("next3d.cli.dataset", "dataset"),
     "train": ("next3d.cli.train", "train"),
 }
