@@ -21,6 +21,8 @@ _SUBCOMMANDS = {
     "convert": ("next3d.cli.convert", "convert"),
     "flame": ("next3d.cli.flame", "flame"),
     "generate": ("next3d.cli.generate", "generate"),
+    "video": ("next3d.cli.video", "video"),
+    "reenact": ("next3d.cli.reenact", "reenact"),
 }
 
 
