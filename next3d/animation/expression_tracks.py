@@ -19,14 +19,15 @@ Every sweep follows the weight w(t) = (1 - cos 2πt) / 2 at phase t = i / N · c
     landmark displacements best match the goal, with a small ridge term. Smile: mouth
     corners 48 and 54 move 5 mm outwards and 4 mm up (2 mm back), the other landmarks
     outside the mouth stay. Blink: upper-lid landmarks 37, 38, 43, 44 move onto the
-    lower-lid landmarks 41, 40, 47, 46. (Landmarks are linear in the expression at rest
+    lower-lid landmarks 41, 40, 47, 46 (the gaps close; the lower lids and the landmarks
+    outside the eyes stay). (Landmarks are linear in the expression at rest
     pose, so the solve is exact linear algebra on FLAME's own basis.)
 """
 
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -64,11 +65,12 @@ def neutral_track(flame: torch.nn.Module, frames: int) -> Dict[str, torch.Tensor
 
 
 @torch.no_grad()
-def landmark_direction(flame: torch.nn.Module, goals: Mapping[int, Sequence[float]],
+def landmark_direction(flame: torch.nn.Module, goals: Mapping[Union[int, Tuple[int, int]], Sequence[float]],
                        keep: Sequence[int] = (), keep_weight: float = 0.5, ridge: float = 1e-3) -> torch.Tensor:
     """Expression coefficients (E,) whose landmark motion best matches `goals`.
 
-    goals: landmark index -> wanted displacement (3,) in metres (FLAME space).
+    goals: landmark index -> wanted displacement (3,) in metres (FLAME space), or a pair
+    (i, j) -> wanted change of landmark i minus landmark j (e.g. closing a gap).
     keep: landmarks that should not move (weighted by `keep_weight`).
     Minimises sum |J_l e - d_l|^2 + keep_weight^2 sum |J_k e|^2 + ridge·s^2 |e|^2, with
     J the landmark Jacobian of the expression at rest pose and s the typical size of its
@@ -81,10 +83,10 @@ def landmark_direction(flame: torch.nn.Module, goals: Mapping[int, Sequence[floa
     jac = (lmk[1:] - lmk[:1]).permute(1, 2, 0)  # (68, 3, E): exact, landmarks are linear in ψ at rest pose
     rows, target = [], []
     for idx, d in goals.items():
-        rows.append(jac[int(idx)])
+        rows.append(jac[idx[0]] - jac[idx[1]] if isinstance(idx, tuple) else jac[int(idx)])
         target.append(torch.as_tensor(d, dtype=torch.float64, device=device))
     for idx in keep:
-        if int(idx) in goals:
+        if int(idx) in goals:  # (pairs never exclude a landmark from keep)
             continue
         rows.append(keep_weight * jac[int(idx)])
         target.append(torch.zeros(3, dtype=torch.float64, device=device))
@@ -103,8 +105,9 @@ def _smile_goals(rest: torch.Tensor) -> Dict[int, Sequence[float]]:
     return goals
 
 
-def _blink_goals(rest: torch.Tensor) -> Dict[int, Sequence[float]]:
-    return {up: tuple((rest[lo] - rest[up]).tolist()) for up, lo in zip(UPPER_LIDS, LOWER_LIDS)}
+def _blink_goals(rest: torch.Tensor) -> Dict[Tuple[int, int], Sequence[float]]:
+    # The gap upper - lower closes: its change is (lower - upper) at rest.
+    return {(up, lo): tuple((rest[lo] - rest[up]).tolist()) for up, lo in zip(UPPER_LIDS, LOWER_LIDS)}
 
 
 @torch.no_grad()
@@ -129,7 +132,7 @@ def expression_direction(flame: torch.nn.Module, kind: str) -> torch.Tensor:
     if kind == "smile":
         keep = [i for i in range(68) if i not in MOUTH_LANDMARKS]
         return landmark_direction(flame, _smile_goals(rest), keep=keep)
-    keep = [i for i in range(68) if i not in EYE_LANDMARKS]
+    keep = [i for i in range(68) if i not in EYE_LANDMARKS or i in LOWER_LIDS]
     return landmark_direction(flame, _blink_goals(rest), keep=keep)
 
 
