@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Union
@@ -134,7 +135,7 @@ def load_avatar(path: PathLike) -> Avatar:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: np.asarray(data[k]) for k in data.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise AvatarError(f"avatar {path}: not a readable avatar .npz ({exc})") from None
     for key in ("meta", "ws", "shape"):
         if key not in arrays:

@@ -56,6 +56,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
@@ -211,7 +212,7 @@ def _read_npz(path: Path) -> Dict[str, np.ndarray]:
             raise DriverError(f"{path}: holds object arrays (pickles), which are not read; store plain "
                               f"numeric arrays") from None
         raise DriverError(f"{path}: not a readable .npz archive ({exc})") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DriverError(f"{path}: not a readable .npz archive ({exc})") from None
 
 
