@@ -25,6 +25,8 @@ _SUBCOMMANDS = {
     "metrics": ("next3d.cli.metrics", "metrics"),
     "dataset": ("next3d.cli.dataset", "dataset"),
     "train": ("next3d.cli.train", "train"),
+    "video": ("next3d.cli.video", "video"),
+    "reenact": ("next3d.cli.reenact", "reenact"),
 }
 
 

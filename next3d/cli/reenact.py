@@ -1,0 +1,110 @@
+"""`next3d reenact`: drive a seed or an avatar with a FLAME sequence, a folder of meshes or a video.
+
+Thin: parse options, load the generator (as `next3d generate`), the identity and the
+driver, call `next3d.animation.reenact.reenact_frames`, write, report. Formats: the
+driver in `next3d/animation/drivers.py`, the avatar in `next3d/animation/avatar.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from next3d.cli.options import resolve_device
+
+
+@click.command("reenact")
+@click.option("--network", default=None, metavar="PATH|random:PRESET",
+              help="A next3d checkpoint or random:PRESET  [default with --avatar: the avatar's tuned generator]")
+@click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None, help="Drive the identity of this seed.")
+@click.option("--avatar", type=click.Path(dir_okay=False), default=None,
+              help="Drive this avatar file (.npz: ws, FLAME shape, optional tuned generator).")
+@click.option("--driver", required=True, type=click.Path(),
+              help="FLAME sequence (.npz/.json), folder of per-frame .obj + landmark .txt, or a driving video.")
+@click.option("--out", "out_path", required=True, type=click.Path(),
+              help="Output video (.mp4), or with --frames-dir the folder of PNG frames.")
+@click.option("--frames-dir", is_flag=True, help="Write frame_000000.png, ... into --out instead of an MP4.")
+@click.option("--camera", type=click.Choice(["fixed", "orbit", "driver"]), default="fixed", show_default=True,
+              help="fixed: the identity's camera; orbit: an orbit over the video; driver: the driver's cameras.")
+@click.option("--relative", is_flag=True,
+              help="Transfer the driver's change from its first frame onto the identity's neutral face.")
+@click.option("--side-by-side", is_flag=True, help="Write [driver | avatar] frames.")
+@click.option("--fps", type=click.FloatRange(min=0.1, max=240.0), default=None,
+              help="Frames per second  [default: the driver's, else 30]")
+@click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Use only the first N driver frames.")
+@click.option("--smoothing", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Temporal smoothing of a tracked video (Gaussian sigma in frames; 0 = none).")
+@click.option("--trunc", "truncation_psi", type=float, default=0.7, show_default=True,
+              help="Truncation psi for --seed.")
+@click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=1), default=14, show_default=True,
+              help="Truncate only the first N ws (--seed).")
+@click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
+              help="FLAME folder (default: the network's head model).")
+@click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to run: auto = CUDA when present, else CPU.")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per renderer call.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
+              help="Per-pixel noise of the StyleGAN2 layers (const repeats exactly).")
+@click.option("--neural-res", "neural_resolution", type=click.IntRange(min=4), default=None,
+              help="Volume-rendering resolution R  [default: the network's]")
+def reenact(network, seed, avatar, driver, out_path, frames_dir, camera, relative, side_by_side, fps, max_frames,
+            smoothing, truncation_psi, truncation_cutoff, flame_dir, device_choice, batch, noise_mode,
+            neural_resolution):
+    """Reenact a seed (--seed) or an avatar (--avatar) with --driver; frame i uses driver frame i."""
+    from tqdm import tqdm
+
+    from next3d.animation.avatar import load_avatar
+    from next3d.animation.drivers import load_driver
+    from next3d.animation.reenact import ReenactConfig, avatar_identity, reenact_frames, seed_identity
+    from next3d.animation.render_video import RenderStats, RenderVideoOptions
+    from next3d.animation.video_writer import VideoWriter
+    from next3d.generate import load_generator
+
+    started = time.perf_counter()
+    if (seed is None) == (avatar is None):
+        raise click.ClickException("give exactly one of --seed S or --avatar FILE")
+    try:
+        loaded_avatar = load_avatar(avatar) if avatar is not None else None
+        if network is None:
+            if loaded_avatar is None or loaded_avatar.generator is None:
+                raise click.ClickException("--network is required (the avatar names no tuned generator)"
+                                           if loaded_avatar is not None else "--network is required with --seed")
+            network = str(loaded_avatar.generator)
+        config = ReenactConfig(camera=camera, relative=relative, side_by_side=side_by_side,
+                               render=RenderVideoOptions(batch=batch, noise_mode=noise_mode,
+                                                         neural_resolution=neural_resolution))
+        device = resolve_device(device_choice)
+        G = load_generator(network, device=device, flame_dir=flame_dir)
+        if loaded_avatar is not None:
+            loaded_avatar.check(G)
+            identity = avatar_identity(loaded_avatar)
+        else:
+            identity = seed_identity(G, seed, truncation_psi, truncation_cutoff)
+        seq = load_driver(driver, max_frames=max_frames, smoothing=smoothing)
+        writer = VideoWriter(out_path, fps=fps or seq.fps or 30.0, frames_dir=frames_dir)
+    except ValueError as exc:  # AvatarError, DriverError, GenerateError, CheckpointError, VideoWriterError, ...
+        raise click.ClickException(str(exc)) from None
+
+    for note in seq.notes:
+        click.echo(f"note: {note}")
+    stats = RenderStats()
+    render_started = time.perf_counter()
+    try:
+        with writer, tqdm(total=seq.num_frames, unit="frame", desc="reenact", dynamic_ncols=True) as bar:
+            for frame in reenact_frames(G, identity, seq, config, on_progress=bar.update, stats=stats):
+                writer.append(frame)
+    except ValueError as exc:  # ReenactError, RenderVideoError, VideoWriterError: the partial file is gone
+        raise click.ClickException(str(exc)) from None
+    render_s = time.perf_counter() - render_started
+    elapsed = time.perf_counter() - started
+    h, w = writer.size
+    what = f"{writer.count} PNG frames in {Path(out_path)}" if frames_dir else f"{Path(out_path)}"
+    click.echo(f"wrote {what}: {writer.count} frames of {w}x{h} at {writer.fps:g} fps "
+               f"({writer.count / writer.fps:.1f} s of video) driven by {seq.kind} {Path(driver).name} "
+               f"({'relative' if relative else 'absolute'}, camera {camera}) on {device} in {elapsed:.1f} s "
+               f"({writer.count / max(render_s, 1e-9):.2f} frames/s; planes built {stats.planes} time(s))")
+
+
+__all__ = ["reenact"]

@@ -1,0 +1,120 @@
+"""`next3d video`: an MP4 (or PNG frames) of seeds under a moving camera, latent interpolation
+and expression sweeps.
+
+Thin: parse options, load the generator (as `next3d generate`), call
+`next3d.animation.video.video_frames`, write with `next3d.animation.video_writer`, report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from next3d.cli.options import resolve_device
+
+
+@click.command("video")
+@click.option("--network", required=True, metavar="PATH|random:PRESET",
+              help="A next3d checkpoint, or random:PRESET for a randomly initialised generator "
+                   "(presets: ffhq512, small, tiny).")
+@click.option("--seeds", "seeds_spec", required=True, metavar="SPEC",
+              help="Seeds such as 0-3 or 1,5,9: one per grid cell, or (with --interp) several per cell.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=True),
+              help="Output video (.mp4), or with --frames-dir the folder of PNG frames.")
+@click.option("--frames-dir", is_flag=True, help="Write frame_000000.png, ... into --out instead of an MP4.")
+@click.option("--trajectory", type=click.Choice(["orbit", "yaw", "pitch", "front"]), default="orbit",
+              show_default=True, help="Camera path around the pivot.")
+@click.option("--yaw-range", type=click.FloatRange(0.0, 3.1416), default=0.35, show_default=True,
+              help="Largest |yaw| of orbit and yaw paths, radians.")
+@click.option("--pitch-range", type=click.FloatRange(0.0, 1.5), default=0.25, show_default=True,
+              help="Largest |pitch| of orbit and pitch paths, radians.")
+@click.option("--frames", type=click.IntRange(min=1), default=120, show_default=True, help="Frames of the video.")
+@click.option("--fps", type=click.FloatRange(min=0.1, max=240.0), default=30.0, show_default=True,
+              help="Frames per second.")
+@click.option("--grid", "grid_spec", default=None, metavar="WxH",
+              help="Cells, columns x rows  [default: one cell per seed, most square; 1x1 with --interp]")
+@click.option("--interp", is_flag=True, help="Interpolate each cell's latent through its seeds (a looping path).")
+@click.option("--interp-kind", type=click.Choice(["cubic", "linear"]), default="cubic", show_default=True,
+              help="Interpolation between keyframe latents.")
+@click.option("--depth", is_flag=True, help="Put each cell's depth map beside its image.")
+@click.option("--depth-only", is_flag=True, help="Write depth maps instead of images.")
+@click.option("--animate", type=click.Choice(["jaw", "smile", "blink"]), default=None,
+              help="Sweep the jaw open, a smile or a blink over the video (neutral face otherwise).")
+@click.option("--animate-amount", type=float, default=None,
+              help="Size of the sweep (jaw: radians, default 0.3; smile/blink: multiples of full, default 1).")
+@click.option("--trunc", "truncation_psi", type=float, default=0.7, show_default=True,
+              help="Truncation psi: 1 = none, 0 = the average face.")
+@click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=1), default=14, show_default=True,
+              help="Truncate only the first N ws.")
+@click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
+              help="FLAME folder (default: the network's head model).")
+@click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to run: auto = CUDA when present, else CPU.")
+@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Frames per renderer call.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
+              help="Per-pixel noise of the StyleGAN2 layers (const repeats exactly).")
+@click.option("--neural-res", "neural_resolution", type=click.IntRange(min=4), default=None,
+              help="Volume-rendering resolution R  [default: the network's]")
+def video(network, seeds_spec, out_path, frames_dir, trajectory, yaw_range, pitch_range, frames, fps, grid_spec,
+          interp, interp_kind, depth, depth_only, animate, animate_amount, truncation_psi, truncation_cutoff,
+          flame_dir, device_choice, batch, noise_mode, neural_resolution):
+    """Render a video of SEEDS: the camera moves along --trajectory around the pivot, optionally
+    through interpolated latents (--interp) and an expression sweep (--animate).
+
+    One loop of the camera path (and of the sweep and latent path) spans --frames frames,
+    so the video repeats seamlessly.
+    """
+    from tqdm import tqdm
+
+    from next3d.animation.render_video import RenderStats, RenderVideoOptions
+    from next3d.animation.trajectories import TrajectoryConfig
+    from next3d.animation.video import VideoConfig, layout_for, parse_grid, video_frames
+    from next3d.animation.video_writer import VideoWriter, VideoWriterError
+    from next3d.generate import load_generator, parse_seeds
+
+    started = time.perf_counter()
+    if depth and depth_only:
+        raise click.ClickException("--depth and --depth-only exclude each other")
+    try:
+        seeds = parse_seeds(seeds_spec)
+        config = VideoConfig(
+            frames=frames, trajectory=TrajectoryConfig(kind=trajectory, yaw_range=yaw_range, pitch_range=pitch_range),
+            grid=parse_grid(grid_spec), interp=interp, interpolation=interp_kind, animate=animate,
+            animate_amount=animate_amount, depth="only" if depth_only else ("beside" if depth else "none"),
+            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+            render=RenderVideoOptions(batch=batch, noise_mode=noise_mode, neural_resolution=neural_resolution))
+        layout, _ = layout_for(len(seeds), config)
+    except ValueError as exc:  # GenerateError, VideoError, TrajectoryError, RenderVideoError
+        raise click.ClickException(str(exc)) from None
+    device = resolve_device(device_choice)
+    try:
+        writer = VideoWriter(out_path, fps=fps, frames_dir=frames_dir)
+    except VideoWriterError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        G = load_generator(network, device=device, flame_dir=flame_dir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    stats = RenderStats()
+    render_started = time.perf_counter()
+    try:
+        with writer, tqdm(total=frames, unit="frame", desc="video", dynamic_ncols=True) as bar:
+            for frame in video_frames(G, seeds, config, on_progress=bar.update, stats=stats):
+                writer.append(frame)
+    except ValueError as exc:  # AnimationError, RenderVideoError, VideoWriterError: the partial file is gone
+        raise click.ClickException(str(exc)) from None
+    render_s = time.perf_counter() - render_started
+    elapsed = time.perf_counter() - started
+    h, w = writer.size
+    what = f"{writer.count} PNG frames in {Path(out_path)}" if frames_dir else f"{Path(out_path)}"
+    click.echo(f"wrote {what}: {writer.count} frames of {w}x{h} at {fps:g} fps ({writer.count / fps:.1f} s of video), "
+               f"{layout.columns}x{layout.rows} cell(s), {len(seeds)} seed(s), on {device} in {elapsed:.1f} s "
+               f"({render_s / max(writer.count, 1):.2f} s/frame; planes built {stats.planes} time(s) for "
+               f"{stats.frames} cell renders)")
+
+
+__all__ = ["video"]
