@@ -47,10 +47,14 @@ class DemoError(ValueError):
     """A user-facing problem with the demo's inputs (a value, a file); shown on the page as one line."""
 
 
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
 def _check_range(name: str, value: float) -> None:
     lo, hi = RANGES[name]
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise DemoError(f"{name}: {value!r} is outside {lo:g}..{hi:g}")
+        raise DemoError(f"{name}: {value!r} is outside {_fmt(lo)}..{_fmt(hi)}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class DemoControls:
         for i, v in enumerate(expression):
             lo, hi = RANGES["expression"]
             if not math.isfinite(v) or not lo <= v <= hi:
-                raise DemoError(f"expression[{i}]: {v!r} is outside {lo:g}..{hi:g}")
+                raise DemoError(f"expression[{i}]: {v!r} is outside {_fmt(lo)}..{_fmt(hi)}")
         # Trailing zeros mean nothing: drop them so equal faces compare (and cache) equal.
         while expression and expression[-1] == 0.0:
             expression = expression[:-1]

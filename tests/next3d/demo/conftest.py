@@ -43,6 +43,12 @@ def deadline(seconds: float, what: str):
         signal.signal(signal.SIGALRM, old)
 
 
+@pytest.fixture(name="deadline")
+def deadline_fixture():
+    """The `deadline(seconds, what)` context manager, for tests."""
+    return deadline
+
+
 @pytest.fixture(scope="session")
 def served_demo(tiny_engine):
     """The demo page served on 127.0.0.1 at a free port; stopped (and its folders removed) after the session."""

@@ -27,7 +27,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from conftest import deadline  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -76,7 +75,7 @@ def _press(driver, elem_id: str, key) -> None:
     driver.find_element(By.CSS_SELECTOR, f"#{elem_id} input[type=range]").send_keys(key)
 
 
-def test_page_in_chromium(served_demo, browser, tmp_path, capsys):
+def test_page_in_chromium(served_demo, browser, tmp_path, capsys, deadline):
     artefacts = Path(tempfile.gettempdir()) / "next3d-demo-artefacts"
     artefacts.mkdir(exist_ok=True)
     with deadline(60, "browser test"):
