@@ -20,7 +20,7 @@ BUILTIN = "builtin"
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 127.0.0.1 keeps the page on this machine (0.0.0.0 exposes it).")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
-              help="Port (0 = any free port).")
+              help="Port (0 = the first free one from 7860).")
 @click.option("--share", is_flag=True, help="Also ask Gradio for a public share link (off unless given).")
 @click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to run: auto = CUDA when present, else CPU.")
@@ -31,11 +31,6 @@ BUILTIN = "builtin"
 def demo(network, host, port, share, device_choice, flame_dir, max_upload):
     """Serve the interactive demo page: sliders for identity, camera and FLAME expression,
     image and depth side by side, PNG/PLY downloads."""
-    try:
-        from next3d.demo.app import serve
-    except ImportError as exc:
-        raise click.ClickException(f"the demo needs gradio ({exc}); install it with pip install -e \".[demo]\"") \
-            from None
     from next3d.demo.controls import DemoError
     from next3d.demo.engine import load_engine
     from next3d.demo.uploads import parse_size
@@ -47,6 +42,11 @@ def demo(network, host, port, share, device_choice, flame_dir, max_upload):
         max_bytes = parse_size(max_upload)
     except DemoError as exc:
         raise click.ClickException(f"--max-upload: {exc}") from None
+    try:
+        from next3d.demo.app import serve
+    except ImportError as exc:
+        raise click.ClickException(f"the demo needs gradio ({exc}); install it with pip install -e \".[demo]\"") \
+            from None
     device = resolve_device(device_choice)
     try:
         engine = load_engine(network, device=device, flame_dir=flame_dir)

@@ -39,6 +39,10 @@ UNTRAINED_NOTICE = ("**This network is untrained** (`{name}`: random weights), s
                     "built-in model will come as `--network builtin`; until then pass a checkpoint with "
                     "`--network PATH`.")
 ERROR_PREFIX = "⚠️ **Error:** "
+# Small renders (64², 128²) are shown scaled up to the image box, with visible pixels.
+PAGE_CSS = """
+#image img, #depth img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
+"""
 
 
 def error_text(message: str) -> str:
@@ -182,17 +186,21 @@ class GenerateTab:
                                      height=320, image_mode="L", elem_id="depth")
                 status = gr.Markdown("", elem_id="status")
                 with gr.Row():
-                    png_btn = gr.Button("Export PNG", elem_id="export_png")
-                    mesh_res = gr.Slider(16, 128, value=64, step=8, label="Mesh lattice (points per axis)",
-                                         elem_id="mesh_res")
-                    mesh_level = gr.Number(value=10.0 if self.engine.trained else 0.0, label="Mesh iso-level (raw σ)",
-                                           elem_id="mesh_level")
+                    png_btn = gr.Button("Export PNG (image + depth)", elem_id="export_png")
                     ply_btn = gr.Button("Export PLY mesh", elem_id="export_ply")
-                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
-                with gr.Row():
                     save_btn = gr.Button("Save settings", elem_id="save_settings")
+                with gr.Accordion("Mesh export options", open=False):
+                    with gr.Row():
+                        mesh_res = gr.Slider(16, 128, value=64, step=8, label="Mesh lattice (points per axis)",
+                                             elem_id="mesh_res")
+                        mesh_level = gr.Number(value=10.0 if self.engine.trained else 0.0,
+                                               label="Iso-level on raw density σ (10 suits trained networks)",
+                                               elem_id="mesh_level")
+                with gr.Row():
+                    downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,
+                                        elem_id="downloads", height=120)
                     settings_up = gr.File(label="Load settings (.json from 'Save settings')", type="filepath",
-                                          elem_id="settings_upload")
+                                          elem_id="settings_upload", height=120)
 
         controls = [seed, trunc, yaw, pitch, jaw, neck_yaw, neck_pitch, gaze_yaw, gaze_pitch, *expr]
         self.components = dict(seed=seed, image=image, depth=depth, status=status, jaw=jaw)
@@ -279,6 +287,7 @@ def serve(engine: DemoEngine, host: str = "127.0.0.1", port: Optional[int] = Non
         _, local_url, share_url = demo.launch(server_name=host, server_port=port, share=share,
                                               max_file_size=max_upload_bytes, prevent_thread_lock=True,
                                               quiet=quiet, show_error=False, ssr_mode=False, inbrowser=False,
+                                              css=PAGE_CSS,
                                               footer_links=[])
     except BaseException:
         for d in settings.owned_dirs:

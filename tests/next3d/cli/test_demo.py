@@ -41,5 +41,16 @@ def test_demo_defaults_are_local(monkeypatch):
     (["--max-upload", "lots"], "--max-upload: max upload size: cannot read 'lots'"),
 ])
 def test_demo_bad_options(args, message):
+    if "--network" in args and args[1] != "builtin":
+        pytest.importorskip("gradio")
     res = CliRunner().invoke(main, ["demo", "--device", "cpu", *args])
     assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+
+
+def test_demo_without_gradio_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    monkeypatch.delitem(sys.modules, "next3d.demo.app", raising=False)
+    res = CliRunner().invoke(main, ["demo", "--device", "cpu"])
+    assert res.exit_code == 1 and 'the demo needs gradio' in res.output and '.[demo]' in res.output

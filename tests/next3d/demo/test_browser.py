@@ -57,12 +57,27 @@ def _status(driver) -> str:
     return driver.find_element(By.ID, "status").text
 
 
-def _wait_status(driver, predicate, what: str, timeout: float = 25) -> str:
+def _wait_status(driver, predicate, what: str, timeout: float = 25, settle: float = 1.0) -> str:
+    """Wait until the status satisfies `predicate` and then stays the same for `settle` seconds
+    (so a render still queued behind cannot overwrite it later)."""
+    import time
+
+    end = time.monotonic() + timeout
     try:
         WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: predicate(_status(d)))
+        stable_since, last = time.monotonic(), _status(driver)
+        while time.monotonic() - stable_since < settle:
+            if time.monotonic() > end:
+                raise TimeoutException()
+            time.sleep(0.2)
+            now = _status(driver)
+            if now != last:
+                stable_since, last = time.monotonic(), now
     except TimeoutException:
         raise AssertionError(f"{what}: status is {_status(driver)!r} after {timeout} s") from None
-    return _status(driver)
+    if not predicate(last):
+        raise AssertionError(f"{what}: status changed on to {last!r}")
+    return last
 
 
 def _shown_image(driver) -> np.ndarray:
@@ -91,7 +106,6 @@ def test_page_in_chromium(served_demo, browser, tmp_path, capsys, deadline):
         after_seed = _shown_image(browser)
         assert after_seed.shape == before.shape and np.abs(after_seed - before).mean() > 2.0
 
-        browser.find_element(By.CSS_SELECTOR, "#jaw input[type=range]").click()  # focus
         _press(browser, "jaw", Keys.END)
         status = _wait_status(browser, lambda s: "face changed" in s, "jaw slider")
         assert status.startswith("seed 1 ·")
