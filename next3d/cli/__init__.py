@@ -22,6 +22,8 @@ _SUBCOMMANDS = {
     "flame": ("next3d.cli.flame", "flame"),
     "generate": ("next3d.cli.generate", "generate"),
     "demo": ("next3d.cli.demo", "demo"),
+    "fit": ("next3d.cli.fit", "fit"),
+    "dataset": ("next3d.cli.dataset", "dataset"),
 }
 
 
