@@ -203,7 +203,8 @@ class GenerateTab:
                                           elem_id="settings_upload", height=120)
 
         controls = [seed, trunc, yaw, pitch, jaw, neck_yaw, neck_pitch, gaze_yaw, gaze_pitch, *expr]
-        self.components = dict(seed=seed, image=image, depth=depth, status=status, jaw=jaw)
+        self.control_components = controls
+        self.output_components = (image, depth, status)
         render = guarded(self.render, 3, 2)
         gr.on([c.input for c in controls], render, inputs=controls,
               outputs=[image, depth, status], trigger_mode="always_last", show_progress="hidden",

@@ -4,9 +4,8 @@ the interfaces below and reports a clear message when the package does not offer
 
 Expected interfaces (written against the issues that bring them):
 
-* Photo → avatar (`next3d.fitting`, issue 9): `fit_photo(image, flame=FLAME)` with image
-  (3, H, W) float in [-1, 1] returning an object with `crop` (3, R, R) and `overlay`
-  (3, R, R) in [-1, 1], `camera` (25,) and `flame` (a dict of FLAME parameters, batch 1).
+* Photo → avatar (`next3d.fitting`, issue 9): through `next3d.demo.photo` (prepare_photo,
+  fit_prepared, draw_overlay).
 * Video (`next3d.animation`, issue 13): `render_orbit(G, seed, path, frames=, fps=,
   truncation_psi=, on_progress=)` writing an MP4 at `path`.
 """
@@ -19,7 +18,6 @@ from pathlib import Path
 import gradio as gr
 
 from next3d.demo.controls import DemoError
-from next3d.demo.uploads import read_uploaded_image
 
 
 def _require(module: str, name: str):
@@ -32,25 +30,54 @@ def _require(module: str, name: str):
 
 
 def build_photo_tab(engine, settings, generate_tab) -> None:
-    """Photo upload -> crop and fit overlay (from `next3d.fitting.fit_photo`)."""
+    """Photo upload -> crop and fit overlay (`next3d.demo.photo`); the fitted expression and jaw
+    can then drive the Generate tab's sliders."""
+    import threading
+
     from next3d.demo.app import guarded
-    from next3d.image_io import to_uint8
+    from next3d.demo.photo import PhotoFitter, controls_from_fit
+
+    holder = {}
+    lock = threading.Lock()
+
+    def fitter() -> PhotoFitter:
+        with lock:
+            if "fitter" not in holder:
+                holder["fitter"] = PhotoFitter(engine.G.flame, engine.G.config.flame_dir)
+            return holder["fitter"]
 
     def fit(upload):
-        image = read_uploaded_image(upload, settings.max_upload_bytes, what="photo")
-        fit_photo = _require("next3d.fitting", "fit_photo")
-        result = fit_photo(image, flame=engine.G.flame)
-        return to_uint8(result.crop), to_uint8(result.overlay), "fitted: crop and overlay shown"
+        result = fitter().fit(upload, settings.max_upload_bytes)
+        return result.crop, result.overlay, result, f"fitted: {result.summary}"
 
-    gr.Markdown("Upload a photo of one face: it is detected, cropped as the training data, and FLAME plus the "
-                "camera are fitted to its landmarks.")
+    def use_fit(result, *values):
+        if result is None:
+            raise DemoError("no fit yet: upload a photo first")
+        base = generate_tab.controls_from(values)
+        controls, note = controls_from_fit(result, base, generate_tab.n_expr)
+        frame = engine.render(controls)
+        from next3d.demo.app import _status_line
+
+        message = "the fitted expression and jaw now drive the Generate tab" + (f" ({note})" if note else "")
+        return (*generate_tab.values_of(controls), frame.image, frame.depth, _status_line(frame), message)
+
+    gr.Markdown("Upload a photo of one face: it is detected (dlib), cropped as the training data, and FLAME "
+                "plus the camera are fitted to its landmarks. The inversion into an avatar comes with "
+                "`next3d.inversion`; until then the fitted expression and jaw can drive the Generate tab.")
     with gr.Row():
         photo = gr.File(label="Photo (PNG/JPEG)", type="filepath", elem_id="photo_upload")
         crop = gr.Image(label="Crop", type="numpy", format="png", interactive=False, elem_id="photo_crop")
         overlay = gr.Image(label="Fit overlay", type="numpy", format="png", interactive=False,
                            elem_id="photo_overlay")
     status = gr.Markdown("", elem_id="photo_status")
-    photo.upload(guarded(fit, 3, 2), inputs=[photo], outputs=[crop, overlay, status], api_name="fit_photo")
+    use = gr.Button("Drive the Generate tab with this face", elem_id="photo_use")
+    last_fit = gr.State(None)
+    photo.upload(guarded(fit, 4, 3), inputs=[photo], outputs=[crop, overlay, last_fit, status], api_name="fit_photo")
+    gen = generate_tab.control_components
+    image, depth, gen_status = generate_tab.output_components
+    n = len(gen)
+    use.click(guarded(use_fit, n + 4, n + 3), inputs=[last_fit, *gen],
+              outputs=[*gen, image, depth, gen_status, status], api_name="use_fit")
 
 
 def build_video_tab(engine, settings, generate_tab) -> None:
