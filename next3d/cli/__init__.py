@@ -21,6 +21,7 @@ _SUBCOMMANDS = {
     "convert": ("next3d.cli.convert", "convert"),
     "flame": ("next3d.cli.flame", "flame"),
     "generate": ("next3d.cli.generate", "generate"),
+    "demo": ("next3d.cli.demo", "demo"),
     "fit": ("next3d.cli.fit", "fit"),
     "metrics": ("next3d.cli.metrics", "metrics"),
     "dataset": ("next3d.cli.dataset", "dataset"),
