@@ -94,6 +94,10 @@ def _source_hash(paths: Sequence[Path], flags: Sequence[str]) -> str:
         digest.update(path.read_bytes())
     digest.update(torch.__version__.encode())
     digest.update(sys.version.encode())
+    # ninja's build file records the include paths: two checkouts or two environments
+    # sharing one folder would rebuild over each other's builds on every load.
+    digest.update(str(CSRC_DIR).encode())
+    digest.update(str(Path(torch.__file__).parent).encode())
     digest.update(" ".join(flags).encode())
     return digest.hexdigest()[:16]
 
