@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from next3d.fitting import camera_frame
-from next3d.fitting.landmark_fit import _threads, project_landmarks
+from next3d.fitting.landmark_fit import torch_threads, project_landmarks
 from next3d.fitting.landmark_head import LandmarkHead, contour_rows
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -102,7 +102,7 @@ def solve_offsets(lmk: torch.Tensor, c: torch.Tensor, detected: torch.Tensor, re
     delta = torch.zeros(68, 3, requires_grad=True)
     target = detected / resolution
     opt = torch.optim.Adam([delta], lr=5e-4)
-    with _threads(1):
+    with torch_threads(1):
         for _ in range(iters):
             opt.zero_grad(set_to_none=True)
             uv = project_landmarks(lmk + delta, c)

@@ -166,7 +166,8 @@ def initial_camera(head: LandmarkHead, target: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _threads(n: Optional[int]):
+def torch_threads(n: Optional[int]):
+    """Context manager: torch uses `n` CPU threads inside (None: unchanged), restored on exit."""
     if n is None:
         yield
         return
@@ -197,7 +198,7 @@ def fit_landmarks(landmarks_2d: torch.Tensor, image_size, flame: FLAME, config: 
     Returns:
         FitResult.
     """
-    with _threads(config.num_threads if torch.device(config.device).type == "cpu" else None):
+    with torch_threads(config.num_threads if torch.device(config.device).type == "cpu" else None):
         return _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, landmark_offsets, progress)
 
 

@@ -49,9 +49,10 @@ class LandmarkHead(torch.nn.Module):
         self.register_buffer("v_template", flame.v_template[vert_ids].clone(), persistent=False)
         self.register_buffer("basis", basis[vert_ids].reshape(-1, basis.shape[2]).T.contiguous(), persistent=False)
         self.register_buffer("j_template", flame.j_regressor @ flame.v_template, persistent=False)  # (J, 3)
-        self.register_buffer("j_dirs", torch.einsum("jv,vck->kjc", flame.j_regressor, basis).reshape(basis.shape[2], -1),
-                             persistent=False)  # (S+E, J*3)
-        posedirs = flame.posedirs.reshape(flame.posedirs.shape[0], nv, 3)[:, vert_ids].reshape(flame.posedirs.shape[0], -1)
+        j_dirs = torch.einsum("jv,vck->kjc", flame.j_regressor, basis).reshape(basis.shape[2], -1)
+        self.register_buffer("j_dirs", j_dirs, persistent=False)  # (S+E, J*3)
+        num_pose = flame.posedirs.shape[0]
+        posedirs = flame.posedirs.reshape(num_pose, nv, 3)[:, vert_ids].reshape(num_pose, -1)
         self.register_buffer("posedirs", posedirs.contiguous(), persistent=False)
         self.register_buffer("lbs_weights", flame.lbs_weights[vert_ids].clone(), persistent=False)
         self.register_buffer("parents", flame.parents.clone(), persistent=False)

@@ -37,9 +37,9 @@ def draw_overlay(crop: np.ndarray, camera: torch.Tensor, flame_params: Dict[str,
         raise ValueError(f"crop: expected (R, R, 3), got {crop.shape}")
     assert_shape(camera.reshape(-1), [25], "camera")
     params = {k: (v if v.ndim == 2 else v[None]).float() for k, v in flame_params.items()}
-    from next3d.fitting.landmark_fit import _threads
+    from next3d.fitting.landmark_fit import torch_threads
 
-    with torch.no_grad(), _threads(1):
+    with torch.no_grad(), torch_threads(1):
         verts = flame(**params).vertices
         rend = render_mesh(verts, flame.faces, camera.reshape(1, 25).float(), res)
     mask = rend.mask[0, 0].numpy() > 0.5

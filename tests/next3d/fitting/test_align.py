@@ -80,7 +80,9 @@ def test_crop_then_paste_back_round_trips():
     assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 6
     # Outside the footprint the photo is kept unchanged.
     outside = np.ones((300, 360), bool)
-    outside[max(int(corners[0][1]) - 2, 0):int(corners[1][1]) + 2, max(int(corners[0][0]) - 2, 0):int(corners[1][0]) + 2] = False
+    r0, r1 = max(int(corners[0][1]) - 2, 0), int(corners[1][1]) + 2
+    c0, c1 = max(int(corners[0][0]) - 2, 0), int(corners[1][0]) + 2
+    outside[r0:r1, c0:c1] = False
     assert np.array_equal(back[outside], photo[outside])
 
 

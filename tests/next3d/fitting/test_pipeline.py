@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from next3d.fitting import camera_frame
 from next3d.fitting.calibrate import load_offsets
