@@ -14,7 +14,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Sequence
 
 import torch
 
