@@ -27,7 +27,6 @@ import torch.nn.functional as F
 
 from next3d.networks.discriminator import resize_image
 from next3d.render.triplane_coords import flame_to_world
-from torch_utils.misc import assert_shape
 from torch_utils.ops import upfirdn2d
 
 from .config import TrainingConfig

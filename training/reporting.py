@@ -14,7 +14,7 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Sequence
 
 import torch
 
@@ -142,11 +142,14 @@ class Reporter:
 
 
 def _find_metric_fn(metrics: Sequence[str]):
-    """`training.metrics.compute_metric` when that package is importable, else None (with a warning)."""
+    """`training.metrics.compute_metric` (or `training.metrics.registry.compute_metric`) when that
+    package is importable, else None (with a warning)."""
     if not metrics:
         return None
     try:
         module = importlib.import_module("training.metrics")
+        if not hasattr(module, "compute_metric"):
+            module = importlib.import_module("training.metrics.registry")
         return getattr(module, "compute_metric")
     except (ImportError, AttributeError) as exc:
         warnings.warn(f"--metrics {','.join(metrics)}: training.metrics is not available ({exc}); "

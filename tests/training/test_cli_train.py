@@ -83,12 +83,12 @@ def test_topology_mismatch(tmp_path, micro_dataset, micro_sets, head_data):
 def test_no_write_permission(tmp_path, micro_dataset_dir, micro_sets, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _one_line_error(_run(["--data", str(micro_dataset_dir), "--preset", "tiny", "--out", str(blocker),
-                          *_sets(micro_sets)]), "not a folder")
+    res = _run(["--data", str(micro_dataset_dir), "--preset", "tiny", "--out", str(blocker), *_sets(micro_sets)])
+    assert res.exit_code == 2 and f"Invalid value for '--out': Directory '{blocker}' is a file." in res.output
     ro = tmp_path / "ro"
     ro.mkdir()
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) else real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(ro) and mode & os.W_OK else real_access(p, mode))
     _one_line_error(_run(["--data", str(micro_dataset_dir), "--preset", "tiny", "--out", str(ro),
                           *_sets(micro_sets)]), "not writable")
     assert list(ro.iterdir()) == []

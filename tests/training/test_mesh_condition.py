@@ -17,8 +17,9 @@ def test_renders_normals_and_shading_of_the_given_parameters():
     assert out.shape == (2, 3, 32, 32) and out.min() >= -1 and out.max() <= 1
     ref = render_mesh(flame(**params).vertices, flame.faces, c, 32)
     assert torch.equal(out, ref.normals)
-    # Facing the camera: the centre pixel's normal points at the viewer (+z in display convention).
-    assert float(out[0, 2, 16, 16]) > 0.8
+    # Seen surfaces face the camera: +z (display convention) on average over the head.
+    cov = ref.mask[0, 0] > 0
+    assert float(out[0, 2][cov].mean()) > 0.5
     # Background is -1 in every channel; the head covers a sizeable part of the image.
     bg = ref.mask[:, 0] == 0
     assert bool((out.permute(1, 0, 2, 3)[:, bg] == -1).all()) and 0.1 < float(ref.mask.mean()) < 0.9

@@ -151,5 +151,8 @@ def test_resume_refuses_another_config(tmp_path):
     assert path.name == "snapshot-00000100.n3d"
     with pytest.raises(snap.SnapshotError, match=r"another configuration \(training.glr: snapshot 0.0025, now 0.001\)"):
         resume_point(tmp_path, resolve_run_config("tiny", ["glr=0.001"]))
-    with pytest.raises(snap.SnapshotError, match="no snapshot"):
+    with pytest.raises(snap.SnapshotError, match="no such run folder"):
         snap.latest_snapshot(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(snap.SnapshotError, match="holds no snapshot"):
+        snap.latest_snapshot(tmp_path / "empty")
