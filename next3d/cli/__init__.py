@@ -23,6 +23,8 @@ _SUBCOMMANDS = {
     "generate": ("next3d.cli.generate", "generate"),
     "video": ("next3d.cli.video", "video"),
     "reenact": ("next3d.cli.reenact", "reenact"),
+    "fit": ("next3d.cli.fit", "fit"),
+    "dataset": ("next3d.cli.dataset", "dataset"),
 }
 
 

@@ -1,0 +1,88 @@
+"""`next3d fit`: photos -> alignment crop, FLAME parameters and camera label, overlay.
+
+Thin: parse options, load the detector and the head model, call `next3d.fitting`, write
+per photo OUT/NAME/{crop.png, fit.json, overlay.png} and print one summary line each.
+Bad photos are reported and skipped; the run carries on.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from next3d.cli.options import load_flame_from_options, prepare_out_dir
+
+
+def _folder_names(paths):
+    """Unique output folder names from the photo file names (stem, stem-2, ...)."""
+    seen, out = {}, []
+    for p in paths:
+        stem = Path(p).stem or "photo"
+        n = seen.get(stem, 0) + 1
+        seen[stem] = n
+        out.append(stem if n == 1 else f"{stem}-{n}")
+    return out
+
+
+@click.command("fit")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder; one sub-folder per photo.")
+@click.option("--resolution", type=click.IntRange(16, 4096), default=512, show_default=True,
+              help="Side of the alignment crop in pixels (the published crop is 512).")
+@click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
+              help="FLAME folder (default: $NEXT3D_FLAME_DIR, else the built-in head).")
+@click.option("--face", type=click.IntRange(min=0), default=None,
+              help="Which face when a photo has several: 0 = the largest (default), 1 = the next, ...")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Photos fitted together in one optimisation.")
+@click.option("--iters", type=click.IntRange(min=1), default=None,
+              help="Adam steps of the full stage (default: the library's).")
+def fit(photos, out_dir, resolution, flame_dir, face, batch, iters):
+    """Fit FLAME and an EG3D camera to each PHOTO (dlib landmarks, the published crop)."""
+    from dataclasses import replace
+
+    from next3d.fitting import DetectionError, DlibDetector, FitConfig, PhotoFailure, fit_prepared, prepare_photo
+    from next3d.fitting.pipeline import summary_line, write_fit_folder
+    from training.dataset_schema import head_identity
+
+    out = prepare_out_dir(out_dir)
+    flame = load_flame_from_options(flame_dir)
+    from next3d.flame import load_flame_model
+
+    head = head_identity(load_flame_model(flame_dir))
+    try:
+        detector = DlibDetector()
+    except DetectionError as exc:
+        raise click.ClickException(str(exc)) from None
+    from next3d.fitting.calibrate import load_offsets
+
+    offsets = load_offsets(detector.name, head)
+    config = FitConfig() if iters is None else replace(FitConfig(), full_iters=iters)
+    names = _folder_names(photos)
+    failures = 0
+    for start in range(0, len(photos), batch):
+        chunk = list(range(start, min(start + batch, len(photos))))
+        prepared, results = [], {}
+        for i in chunk:
+            item = prepare_photo(photos[i], detector, resolution, face=face, name=photos[i])
+            if isinstance(item, PhotoFailure):
+                results[i] = item
+            else:
+                prepared.append((i, item))
+        fits = fit_prepared([p for _, p in prepared], flame, config, landmark_offsets=offsets,
+                            progress=len(prepared) > 1 and sys.stderr.isatty())
+        for (i, _), result in zip(prepared, fits):
+            results[i] = result
+        for i in chunk:
+            result = results[i]
+            if isinstance(result, PhotoFailure):
+                failures += 1
+            else:
+                write_fit_folder(result, out / names[i], flame, head)
+            click.echo(summary_line(result))
+    if failures:
+        click.echo(f"{failures} of {len(photos)} photo(s) skipped", err=True)
+        sys.exit(1)

@@ -1,0 +1,171 @@
+"""From photos to fits: read -> detect -> crop -> fit, per photo errors kept, never raised.
+
+`prepare_photo` reads one photo, finds the face and cuts the published alignment crop;
+`fit_prepared` fits FLAME and the camera to a batch of prepared photos at once. Every
+failure is a `PhotoFailure` (name, stage, message) instead of an exception, so a batch run
+carries on past bad photos.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from next3d.fitting.align import AlignmentError, CropTransform, crop_image, eg3d_crop_transform, transform_points
+from next3d.fitting.detect import Detection, DetectionError, LandmarkDetector
+from next3d.fitting.landmark_fit import FitConfig, fit_landmarks
+from next3d.fitting.photo_io import PhotoError, read_photo
+from next3d.flame.layer import FLAME
+
+# A fit whose mean landmark error exceeds this fraction of the crop is reported as failed.
+MAX_FIT_ERROR = 0.05
+
+
+@dataclass(frozen=True)
+class PhotoFailure:
+    """Why a photo was skipped: stage is "read", "detect", "align" or "fit"."""
+
+    name: str
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """A photo ready to fit: crop (R, R, 3) uint8; transform photo -> crop; detection in photo
+    pixels; landmarks (68, 2) in crop pixels."""
+
+    name: str
+    crop: np.ndarray
+    transform: CropTransform
+    detection: Detection
+    landmarks: np.ndarray
+
+
+@dataclass(frozen=True)
+class PhotoFit:
+    """A fitted photo: camera (25,), flame dict of (n,) tensors, fitted landmarks (68, 2) crop
+    pixels, error_px (mean landmark distance, crop pixels), angles (yaw, pitch, roll) degrees."""
+
+    photo: PreparedPhoto
+    camera: torch.Tensor
+    flame: Dict[str, torch.Tensor]
+    fitted_landmarks: np.ndarray
+    error_px: float
+    angles: np.ndarray
+
+    def to_json(self, head: Optional[dict] = None) -> dict:
+        p = self.photo
+        out = {
+            "name": p.name,
+            "resolution": p.transform.resolution,
+            "camera": [float(x) for x in self.camera],
+            "flame": {k: [float(x) for x in v] for k, v in self.flame.items()},
+            "landmarks_2d": np.round(p.landmarks, 3).tolist(),
+            "landmarks_fitted": np.round(self.fitted_landmarks, 3).tolist(),
+            "landmark_error_px": self.error_px,
+            "landmark_error_frac": self.error_px / p.transform.resolution,
+            "yaw_pitch_roll_deg": [float(x) for x in self.angles],
+            "crop_transform": p.transform.to_json(),
+            "detection": {"box": [float(x) for x in p.detection.box], "num_faces": p.detection.num_faces,
+                          "face_index": p.detection.face_index,
+                          "landmarks_photo": np.round(p.detection.landmarks, 3).tolist()},
+        }
+        if head is not None:
+            out["head"] = head
+        return out
+
+
+def prepare_photo(source: Union[str, Path, bytes, np.ndarray], detector: LandmarkDetector, resolution: int = 512,
+                  face: Optional[int] = None, name: Optional[str] = None) -> Union[PreparedPhoto, PhotoFailure]:
+    """Read (path, bytes, or an (H, W, 3) uint8 array), detect, and crop one photo."""
+    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    try:
+        image = source if isinstance(source, np.ndarray) else read_photo(source, name)
+    except PhotoError as exc:
+        return PhotoFailure(name, "read", str(exc))
+    try:
+        det = detector.detect(image, face=face, what=name)
+    except (DetectionError, ValueError) as exc:
+        return PhotoFailure(name, "detect", str(exc))
+    try:
+        tf = eg3d_crop_transform(det.landmarks, (image.shape[1], image.shape[0]), resolution)
+        crop = crop_image(image, tf)
+    except AlignmentError as exc:
+        return PhotoFailure(name, "align", f"{name}: {exc}")
+    return PreparedPhoto(name=name, crop=crop, transform=tf, detection=det,
+                         landmarks=transform_points(tf.matrix, det.landmarks))
+
+
+def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfig = FitConfig(),
+                 progress: bool = False, landmark_offsets: Optional[torch.Tensor] = None
+                 ) -> List[Union[PhotoFit, PhotoFailure]]:
+    """Fit a batch of prepared photos (one optimisation for all of them).
+
+    landmark_offsets: the detector's calibration for this head (`calibrate.load_offsets`), or None.
+    """
+    if not photos:
+        return []
+    lm = torch.as_tensor(np.stack([p.landmarks for p in photos]), dtype=torch.float32)
+    sizes = [p.transform.resolution for p in photos]
+    res = fit_landmarks(lm, sizes, flame, config, progress=progress, landmark_offsets=landmark_offsets)
+    out: List[Union[PhotoFit, PhotoFailure]] = []
+    for i, p in enumerate(photos):
+        err = float(res.error_px[i])
+        if not np.isfinite(err) or err / sizes[i] > MAX_FIT_ERROR:
+            out.append(PhotoFailure(p.name, "fit", f"{p.name}: fit failed (mean landmark error {err:.1f} px, "
+                                                   f"{100 * err / sizes[i]:.1f}% of the crop; limit "
+                                                   f"{100 * MAX_FIT_ERROR:.0f}%)"))
+            continue
+        out.append(PhotoFit(photo=p, camera=res.cameras[i], flame={k: v[i] for k, v in res.flame.items()},
+                            fitted_landmarks=res.landmarks_2d[i].numpy().astype(np.float64), error_px=err,
+                            angles=res.angles[i].numpy()))
+    return out
+
+
+def summary_line(fit: Union[PhotoFit, PhotoFailure]) -> str:
+    """One line per photo: landmark error and head angles, or why it was skipped."""
+    if isinstance(fit, PhotoFailure):
+        msg = fit.message[len(fit.name) + 2:] if fit.message.startswith(f"{fit.name}: ") else fit.message
+        return f"{fit.name}: skipped ({fit.stage}): {msg}"
+    yaw, pitch, roll = fit.angles
+    res = fit.photo.transform.resolution
+    return (f"{fit.photo.name}: landmark error {fit.error_px:.2f} px ({100 * fit.error_px / res:.2f}% of {res}), "
+            f"yaw {yaw:+.1f} pitch {pitch:+.1f} roll {roll:+.1f} deg")
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_fit_folder(fit: PhotoFit, folder: Union[str, Path], flame: FLAME, head: Optional[dict] = None) -> Path:
+    """Write crop.png, overlay.png and fit.json of one fit into `folder` (each file atomically)."""
+    from next3d.fitting.overlay import draw_overlay
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    overlay = draw_overlay(fit.photo.crop, fit.camera, fit.flame, flame, fit.photo.landmarks, fit.fitted_landmarks)
+    _atomic_bytes(folder / "crop.png", _png_bytes(fit.photo.crop))
+    _atomic_bytes(folder / "overlay.png", _png_bytes(overlay))
+    _atomic_bytes(folder / "fit.json", (json.dumps(fit.to_json(head), indent=1) + "\n").encode())
+    return folder
