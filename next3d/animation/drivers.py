@@ -48,7 +48,9 @@ frames with an off-by-one; here frame 0 is the first file / row / video frame).
    over from the last good frame (leading ones from the first good frame) and reported
    in the notes; parameters and cameras are then smoothed in time (`smooth_track`,
    a zero-phase Gaussian filter: no lag). The default tracker is the project's FLAME
-   fitter (`next3d.fitting`); without it, a driving video is refused with one line.
+   fitter (`next3d.fitting`, wrapped in `next3d.animation.tracking.FitterTracker`: dlib
+   landmarks, the published crop, one batched landmark fit per chunk of frames); without
+   it, a driving video is refused with one line.
 """
 
 from __future__ import annotations
@@ -508,26 +510,33 @@ def smooth_track(result: TrackResult, sigma: float = 1.0) -> TrackResult:
     return replace(result, params=params, cameras=smooth_cameras(result.cameras, sigma))
 
 
-def default_tracker() -> Tracker:
-    """The project's FLAME fitter as a Tracker; DriverError when `next3d.fitting` is not available."""
+def default_tracker(flame_dir: Optional[str] = None) -> Tracker:
+    """The project's FLAME fitter as a Tracker (`next3d.animation.tracking.FitterTracker`) for the
+    head model `flame_dir`; DriverError when `next3d.fitting` or its detector is not available."""
     try:
-        from next3d.fitting import video_tracker  # noqa: F401 - provided by the fitter (issue 9)
+        import next3d.fitting  # noqa: F401 - the fitter (issue 9)
     except ImportError:
         raise DriverError("tracking a driving video needs the FLAME fitter (next3d.fitting), which this "
-                          "installation does not have yet; track the video elsewhere and pass a .npz/.json "
+                          "installation does not have; track the video elsewhere and pass a .npz/.json "
                           "FLAME sequence or a folder of meshes") from None
-    return video_tracker()
+    from next3d.animation.tracking import FitterTracker
+
+    try:
+        return FitterTracker(flame_dir=flame_dir)
+    except ImportError as exc:
+        raise DriverError(f"tracking a driving video needs the fitter's face detector ({exc}); install the "
+                          f"'photos' extra (pip install 'next3d[photos]')") from None
 
 
 def load_video_driver(path: PathLike, tracker: Optional[Tracker] = None, max_frames: Optional[int] = None,
-                      smoothing: float = 1.0, batch: int = 64) -> DriverSequence:
-    """Decode and track a driving video (module docstring, part 3)."""
+                      smoothing: float = 1.0, batch: int = 64, flame_dir: Optional[str] = None) -> DriverSequence:
+    """Decode and track a driving video (module docstring, part 3); tracker None = `default_tracker(flame_dir)`."""
     from next3d.animation.video_writer import VideoWriterError, read_video
 
     path = Path(path)
     if not path.is_file():
         raise DriverError(f"driver {path}: no such file")
-    tracker = tracker if tracker is not None else default_tracker()
+    tracker = tracker if tracker is not None else default_tracker(flame_dir)
     try:
         images, meta = read_video(path, max_frames=max_frames)
     except VideoWriterError as exc:
@@ -555,7 +564,7 @@ def load_video_driver(path: PathLike, tracker: Optional[Tracker] = None, max_fra
 
 
 def load_driver(path: PathLike, tracker: Optional[Tracker] = None, max_frames: Optional[int] = None,
-                smoothing: float = 1.0) -> DriverSequence:
+                smoothing: float = 1.0, flame_dir: Optional[str] = None) -> DriverSequence:
     """A folder -> meshes; .npz/.json -> FLAME parameters; any other file -> a driving video."""
     path = Path(path)
     if path.is_dir():
@@ -565,7 +574,8 @@ def load_driver(path: PathLike, tracker: Optional[Tracker] = None, max_frames: O
     elif path.suffix.lower() in SEQUENCE_SUFFIXES:
         seq = load_param_sequence(path)
     else:
-        return load_video_driver(path, tracker=tracker, max_frames=max_frames, smoothing=smoothing)
+        return load_video_driver(path, tracker=tracker, max_frames=max_frames, smoothing=smoothing,
+                                 flame_dir=flame_dir)
     if max_frames is not None and seq.num_frames > max_frames:
         seq = truncate(seq, max_frames)
     return seq

@@ -82,7 +82,7 @@ def reenact(network, seed, avatar, driver, out_path, frames_dir, camera, relativ
             identity = avatar_identity(loaded_avatar)
         else:
             identity = seed_identity(G, seed, truncation_psi, truncation_cutoff)
-        seq = load_driver(driver, max_frames=max_frames, smoothing=smoothing)
+        seq = load_driver(driver, max_frames=max_frames, smoothing=smoothing, flame_dir=flame_dir)
         writer = VideoWriter(out_path, fps=fps or seq.fps or 30.0, frames_dir=frames_dir)
     except ValueError as exc:  # AvatarError, DriverError, GenerateError, CheckpointError, VideoWriterError, ...
         raise click.ClickException(str(exc)) from None
