@@ -43,11 +43,12 @@ def build_photo_tab(engine, settings, generate_tab) -> None:
     def fitter() -> PhotoFitter:
         with lock:
             if "fitter" not in holder:
-                holder["fitter"] = PhotoFitter(engine.G.flame, engine.G.config.flame_dir)
+                holder["fitter"] = PhotoFitter(engine.G.flame, engine.G.config.flame_dir,
+                                               full_iters=settings.photo_fit_iters)
             return holder["fitter"]
 
     def fit(upload):
-        result = fitter().fit(upload, settings.max_upload_bytes)
+        result = fitter().fit(upload, settings.max_upload_bytes, resolution=settings.photo_resolution)
         return result.crop, result.overlay, result, f"fitted: {result.summary}"
 
     def use_fit(result, *values):
