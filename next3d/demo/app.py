@@ -79,6 +79,8 @@ class DemoSettings:
     export_dir: Optional[Path] = None  # Where exports are written (None = a new temporary folder).
     show_capabilities: Optional[dict] = None  # Override of the capability check (tests); None = detect.
     owned_dirs: List[Path] = field(default_factory=list)  # Temporary folders to remove on close.
+    photo_resolution: int = 256  # Crop size the Photo tab fits on and shows.
+    photo_fit_iters: Optional[int] = None  # Adam steps of the fitter's full stage (None = the fitter's default).
 
 
 # --------------------------------------------------------------------------- Generate tab

@@ -105,6 +105,11 @@ class DemoEngine:
     # ------------------------------------------------------------------ facts
 
     @property
+    def lock(self) -> threading.Lock:
+        """Held while the generator runs; other users of `G` (e.g. the Video tab) take it too."""
+        return self._lock
+
+    @property
     def num_expression(self) -> int:
         return int(self.G.flame.num_expression)
 

@@ -6,27 +6,18 @@ Expected interfaces (written against the issues that bring them):
 
 * Photo → avatar (`next3d.fitting`, issue 9): through `next3d.demo.photo` (prepare_photo,
   fit_prepared, draw_overlay).
-* Video (`next3d.animation`, issue 13): `render_orbit(G, seed, path, frames=, fps=,
-  truncation_psi=, on_progress=)` writing an MP4 at `path`.
+* Video (`next3d.animation`, issue 13): `video.VideoConfig`, `video.video_frames`,
+  `trajectories.TrajectoryConfig` and `video_writer.VideoWriter`, as on the issue13 branch
+  (not merged here: untested until it is).
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import gradio as gr
 
 from next3d.demo.controls import DemoError
-
-
-def _require(module: str, name: str):
-    mod = importlib.import_module(module)
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise DemoError(f"{module} is installed but has no {name}(); this demo version expects it "
-                        f"(see next3d/demo/optional_tabs.py)")
-    return fn
 
 
 def build_photo_tab(engine, settings, generate_tab) -> None:
@@ -43,11 +34,12 @@ def build_photo_tab(engine, settings, generate_tab) -> None:
     def fitter() -> PhotoFitter:
         with lock:
             if "fitter" not in holder:
-                holder["fitter"] = PhotoFitter(engine.G.flame, engine.G.config.flame_dir)
+                holder["fitter"] = PhotoFitter(engine.G.flame, engine.G.config.flame_dir,
+                                               full_iters=settings.photo_fit_iters)
             return holder["fitter"]
 
     def fit(upload):
-        result = fitter().fit(upload, settings.max_upload_bytes)
+        result = fitter().fit(upload, settings.max_upload_bytes, resolution=settings.photo_resolution)
         return result.crop, result.overlay, result, f"fitted: {result.summary}"
 
     def use_fit(result, *values):
@@ -81,32 +73,50 @@ def build_photo_tab(engine, settings, generate_tab) -> None:
 
 
 def build_video_tab(engine, settings, generate_tab) -> None:
-    """An orbit video of the current seed (from `next3d.animation.render_orbit`) with a download."""
+    """A camera-path video of one seed, optionally with an expression sweep and depth beside it,
+    through `next3d.animation` (`video.VideoConfig`, `video.video_frames`,
+    `video_writer.VideoWriter`), with a progress bar and an MP4 download."""
     from next3d.demo.app import guarded
 
-    def orbit(seed, frames, progress=gr.Progress()):
-        render_orbit = _require("next3d.animation", "render_orbit")
+    def render(seed, frames, trajectory, animate, with_depth, progress=gr.Progress()):
+        from next3d.animation.trajectories import TrajectoryConfig
+        from next3d.animation.video import VideoConfig, video_frames
+        from next3d.animation.video_writer import VideoWriter
+
         if seed is None or frames is None:
             raise DemoError("video: seed and frame count are needed")
-        path = Path(settings.export_dir) / f"orbit-seed{int(seed):04d}.mp4"
-        total = int(frames)
+        seed, total = int(seed), int(frames)
+        config = VideoConfig(frames=total, trajectory=TrajectoryConfig(kind=str(trajectory)),
+                             animate=None if animate in (None, "none") else str(animate),
+                             depth="beside" if with_depth else "none")
+        path = Path(settings.export_dir) / f"{trajectory}-seed{seed:04d}.mp4"
         done = [0]
 
         def on_progress(n):
             done[0] += n
-            progress(done[0] / total, desc="rendering")
+            progress(done[0] / total, desc="rendering frames")
 
-        render_orbit(engine.G, int(seed), path, frames=total, fps=30, truncation_psi=0.7, on_progress=on_progress)
-        return str(path), str(path), f"wrote {path.name}: {total} frames"
+        with engine.lock:
+            with VideoWriter(path, fps=30.0) as writer:
+                for frame in video_frames(engine.G, [seed], config, on_progress=on_progress):
+                    writer.append(frame)
+        return str(path), [str(path)], f"wrote {path.name}: {total} frames at 30 fps"
 
+    gr.Markdown("A video of one identity along a camera path, optionally with an expression sweep.")
     with gr.Row():
         seed = gr.Number(value=0, precision=0, label="Seed", elem_id="video_seed")
         frames = gr.Slider(8, 240, value=60, step=1, label="Frames", elem_id="video_frames")
-        go = gr.Button("Render orbit video", elem_id="video_go")
+        trajectory = gr.Dropdown(["orbit", "yaw", "pitch", "front"], value="orbit", label="Camera path",
+                                 elem_id="video_trajectory")
+        animate = gr.Dropdown(["none", "jaw", "smile", "blink"], value="none", label="Expression sweep",
+                              elem_id="video_animate")
+        with_depth = gr.Checkbox(False, label="Depth beside", elem_id="video_depth")
+    go = gr.Button("Render video", elem_id="video_go")
     video = gr.Video(label="Video", elem_id="video_out")
-    download = gr.File(label="Download MP4", elem_id="video_file")
+    download = gr.File(label="Download MP4", file_count="multiple", interactive=False, elem_id="video_file")
     status = gr.Markdown("", elem_id="video_status")
-    go.click(guarded(orbit, 3, 2), inputs=[seed, frames], outputs=[video, download, status], api_name="orbit_video")
+    go.click(guarded(render, 3, 2), inputs=[seed, frames, trajectory, animate, with_depth],
+             outputs=[video, download, status], api_name="render_video")
 
 
 __all__ = ["build_photo_tab", "build_video_tab"]

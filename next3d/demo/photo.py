@@ -37,7 +37,7 @@ class PhotoResult:
 class PhotoFitter:
     """Detector, head facts and calibration loaded once; `fit` per upload (thread-safe)."""
 
-    def __init__(self, flame, flame_dir: Optional[str] = None):
+    def __init__(self, flame, flame_dir: Optional[str] = None, full_iters: Optional[int] = None):
         from next3d.fitting import DetectionError, DlibDetector
         from next3d.fitting.calibrate import load_offsets
         from next3d.flame import load_flame_model
@@ -50,6 +50,9 @@ class PhotoFitter:
             raise DemoError(f"photo fitting is unavailable: {exc}") from None
         self.offsets = load_offsets(self.detector.name, head_identity(load_flame_model(flame_dir)))
         self._lock = threading.Lock()
+        from next3d.fitting import FitConfig
+
+        self.config = FitConfig() if full_iters is None else FitConfig(full_iters=int(full_iters))
 
     def fit(self, upload: Optional[Union[str, Path]], max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
             resolution: int = CROP_RESOLUTION) -> PhotoResult:
@@ -63,7 +66,7 @@ class PhotoFitter:
             prepared = prepare_photo(path.read_bytes(), self.detector, resolution, name=name)
             if isinstance(prepared, PhotoFailure):
                 raise DemoError(_without_folders(prepared.message, path))
-            fit, = fit_prepared([prepared], self.flame, landmark_offsets=self.offsets)
+            fit, = fit_prepared([prepared], self.flame, self.config, landmark_offsets=self.offsets)
             if isinstance(fit, PhotoFailure):
                 raise DemoError(_without_folders(fit.message, path))
             overlay = draw_overlay(prepared.crop, fit.camera, fit.flame, self.flame, detected=prepared.landmarks,

@@ -130,3 +130,39 @@ def test_page_in_chromium(served_demo, browser, tmp_path, capsys, deadline):
         assert Image.open(shot).size[0] > 0
     with capsys.disabled():
         print(f"\nbrowser screenshot: {shot}")
+
+
+def test_photo_tab_in_chromium(served_demo, browser, synthetic_photo, tmp_path, deadline):
+    """Photo tab (present when next3d.fitting and dlib are installed): a synthetic face gives the
+    crop and fit overlay; a non-image gives an error message."""
+    pytest.importorskip("dlib")
+    pytest.importorskip("next3d.fitting")
+    with deadline(60, "browser photo test"):
+        browser.get(served_demo.url)
+        _wait_status(browser, lambda s: "rendered in" in s, "first render")
+        tab = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[role=tab]") if "Photo" in b.text)
+        tab.click()
+
+        def photo_status(d):
+            return d.find_element(By.ID, "photo_status").text
+
+        def upload(path):
+            el = browser.find_element(By.CSS_SELECTOR, "#photo_upload input[type=file]")
+            browser.execute_script("arguments[0].style.display = 'block';", el)
+            el.send_keys(str(path))
+
+        upload(synthetic_photo[0])
+        WebDriverWait(browser, 40, poll_frequency=0.3).until(lambda d: "fitted" in photo_status(d)
+                                                             or "Error" in photo_status(d))
+        assert photo_status(browser).startswith("fitted: synthetic_face.png"), photo_status(browser)
+        overlay = browser.find_element(By.CSS_SELECTOR, "#photo_overlay img")
+        pixels = np.asarray(Image.open(io.BytesIO(overlay.screenshot_as_png)).convert("RGB"), dtype=np.int16)
+        assert pixels.std() > 5.0  # a picture, not an empty box
+
+        browser.find_element(By.CSS_SELECTOR, "#photo_upload button[aria-label='Clear']").click() \
+            if browser.find_elements(By.CSS_SELECTOR, "#photo_upload button[aria-label='Clear']") else None
+        notes = tmp_path / "notes.png"
+        notes.write_text("a shopping list, not a photo")
+        upload(notes)
+        WebDriverWait(browser, 20, poll_frequency=0.3).until(lambda d: "Error" in photo_status(d))
+        assert "notes.png" in photo_status(browser) and "Traceback" not in browser.page_source

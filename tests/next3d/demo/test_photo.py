@@ -3,7 +3,6 @@ non-images and faceless images are one-line errors naming the upload."""
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("dlib")
@@ -13,30 +12,10 @@ from next3d.demo.controls import DemoControls, DemoError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def synthetic_photo(tmp_path_factory):
-    """A shaded render of the built-in head (jaw open 0.15 rad, yaw 0.2) on a grey 360 x 300 canvas, as PNG."""
-    from next3d.flame import FLAME, load_flame_model
-    from next3d.render.cameras import orbit_label
-    from next3d.render.mesh_shading import render_mesh
-
-    flame = FLAME(load_flame_model(None))
-    with torch.no_grad():
-        verts = flame(jaw=torch.tensor([[0.15, 0.0, 0.0]])).vertices
-        rend = render_mesh(verts, flame.faces, orbit_label(0.2, 0.05), 256, rasterize_impl="ref")
-    img = ((rend.shaded[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
-    img[rend.mask[0, 0].numpy() <= 0.5] = 110
-    canvas = np.full((300, 360, 3), 110, np.uint8)
-    canvas[20:276, 60:316] = img
-    path = tmp_path_factory.mktemp("photo") / "synthetic_face.png"
-    Image.fromarray(canvas).save(path)
-    return path, flame
-
-
-@pytest.fixture(scope="module")
 def fitter(synthetic_photo):
     from next3d.demo.photo import PhotoFitter
 
-    return PhotoFitter(synthetic_photo[1])
+    return PhotoFitter(synthetic_photo[1], full_iters=60)
 
 
 def test_fit_gives_crop_overlay_and_controls(fitter, synthetic_photo):
