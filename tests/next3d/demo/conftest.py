@@ -16,9 +16,14 @@ from PIL import Image
 @pytest.fixture(scope="session")
 def tiny_engine():
     """A DemoEngine around an untrained `random:tiny` generator (built once per session)."""
+    from next3d.demo.controls import DemoControls
     from next3d.demo.engine import load_engine
 
-    return load_engine("random:tiny")
+    engine = load_engine("random:tiny")
+    # One render of a seed no test uses, outside every deadline: the first render builds the
+    # compiled ops (tens of seconds on a fresh cache) and would eat a browser test's time.
+    engine.render(DemoControls(seed=987654))
+    return engine
 
 
 def free_port() -> int:
