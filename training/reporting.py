@@ -112,7 +112,11 @@ class Reporter:
         if self.metrics and self.metric_fn is not None:
             for name in self.metrics:
                 try:
-                    row.update(self.metric_fn(name, built.G_ema, self.dataset))
+                    result = self.metric_fn(name, built.G_ema, self.dataset)
+                    # compute_metric returns {"metric", "results": {key: value}, settings...}:
+                    # log each result under its own key so several metrics never overwrite each other.
+                    values = result.get("results", result) if isinstance(result, dict) else {name: result}
+                    row.update({(k if k.startswith(name) else f"{name}/{k}"): v for k, v in values.items()})
                 except Exception as exc:  # a metric failing must not end the run; it is logged
                     row[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
         if len(row) > 2:
