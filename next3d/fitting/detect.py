@@ -18,6 +18,7 @@ landmark predictor then runs on the full-resolution image inside the scaled-back
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +61,14 @@ def face_models_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "models"
 
 
-class LandmarkDetector:
+class LandmarkDetector(abc.ABC):
     """Interface: `detect(image (H, W, 3) uint8, face=None, what="image") -> Detection`."""
 
     name = "base"
 
+    @abc.abstractmethod
     def detect(self, image: np.ndarray, face: Optional[int] = None, what: str = "image") -> Detection:
-        raise NotImplementedError
+        """Landmarks of face `face` (None = the largest) in `image`; DetectionError when none."""
 
 
 def _check_image(image: np.ndarray, what: str) -> None:

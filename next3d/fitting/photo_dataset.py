@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image
 
+from next3d.atomic_io import atomic_write_bytes
 from next3d.fitting.landmark_fit import FitConfig
 from next3d.fitting.photo_io import PhotoError, read_photo
 from next3d.fitting.pipeline import PhotoFailure, PhotoFit, fit_prepared, prepare_photo
@@ -82,16 +82,6 @@ def _key(name: str) -> str:
     return hashlib.sha1(name.encode("utf-8")).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 class _Work:
     """The work folder: settings + one record per finished photo."""
 
@@ -107,7 +97,7 @@ class _Work:
                 shutil.rmtree(folder)
         (folder / "records").mkdir(parents=True, exist_ok=True)
         if not cfg.exists():
-            _atomic_write(cfg, json.dumps(settings, sort_keys=True).encode())
+            atomic_write_bytes(cfg, json.dumps(settings, sort_keys=True).encode())
 
     def _path(self, name: str, suffix: str) -> Path:
         return self.folder / "records" / f"{_key(name)}{suffix}"
@@ -117,17 +107,17 @@ class _Work:
 
     def record_failure(self, failure: PhotoFailure) -> None:
         rec = {"name": failure.name, "status": "skipped", "stage": failure.stage, "reason": failure.message}
-        _atomic_write(self._path(failure.name, ".json"), json.dumps(rec).encode())
+        atomic_write_bytes(self._path(failure.name, ".json"), json.dumps(rec).encode())
 
     def record_fit(self, fit: PhotoFit) -> None:
         buf = io.BytesIO()
         Image.fromarray(fit.photo.crop).save(buf, format="PNG")
-        _atomic_write(self._path(fit.photo.name, ".png"), buf.getvalue())
+        atomic_write_bytes(self._path(fit.photo.name, ".png"), buf.getvalue())
         rec = {"name": fit.photo.name, "status": "fitted", "camera": [float(x) for x in fit.camera],
                "flame": {k: [float(x) for x in v] for k, v in fit.flame.items()},
                "landmarks_2d": fit.photo.landmarks.tolist(), "error_px": fit.error_px,
                "crop_transform": fit.photo.transform.to_json()}
-        _atomic_write(self._path(fit.photo.name, ".json"), json.dumps(rec).encode())  # last: marks it done
+        atomic_write_bytes(self._path(fit.photo.name, ".json"), json.dumps(rec).encode())  # last: marks it done
 
     def read(self, name: str) -> Tuple[dict, Optional[np.ndarray]]:
         rec = json.loads(self._path(name, ".json").read_text())

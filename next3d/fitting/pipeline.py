@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from next3d.atomic_io import atomic_write_bytes
 from next3d.fitting.align import AlignmentError, CropTransform, crop_image, eg3d_crop_transform, transform_points
 from next3d.fitting.detect import Detection, DetectionError, LandmarkDetector
 from next3d.fitting.landmark_fit import FitConfig, fit_landmarks
@@ -142,16 +142,6 @@ def summary_line(fit: Union[PhotoFit, PhotoFailure]) -> str:
             f"yaw {yaw:+.1f} pitch {pitch:+.1f} roll {roll:+.1f} deg")
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
@@ -165,7 +155,7 @@ def write_fit_folder(fit: PhotoFit, folder: Union[str, Path], flame: FLAME, head
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     overlay = draw_overlay(fit.photo.crop, fit.camera, fit.flame, flame, fit.photo.landmarks, fit.fitted_landmarks)
-    _atomic_bytes(folder / "crop.png", _png_bytes(fit.photo.crop))
-    _atomic_bytes(folder / "overlay.png", _png_bytes(overlay))
-    _atomic_bytes(folder / "fit.json", (json.dumps(fit.to_json(head), indent=1) + "\n").encode())
+    atomic_write_bytes(folder / "crop.png", _png_bytes(fit.photo.crop))
+    atomic_write_bytes(folder / "overlay.png", _png_bytes(overlay))
+    atomic_write_bytes(folder / "fit.json", (json.dumps(fit.to_json(head), indent=1) + "\n").encode())
     return folder
