@@ -77,10 +77,8 @@ def test_unavailable_compiled_op_uses_reference(monkeypatch):
     assert_close(upfirdn2d.upsample2d(x, f), upfirdn2d.upsample2d(x, f, impl="ref"), name="upsample2d")
 
 
-def test_second_process_reuses_the_cached_build():
-    if custom_ops.ops_mode() == "ref":
-        pytest.skip("NEXT3D_OPS=ref")
-    assert bias_act._load_cpu() is not None  # built (or cached) into build_cache_dir()
+def _load_bias_act_in_subprocess() -> subprocess.CompletedProcess:
+    """Load the CPU bias_act op in a fresh process sharing this build cache; stdout = how it was obtained."""
     env = dict(os.environ, NEXT3D_BUILD_CACHE=str(custom_ops.build_cache_dir()), NEXT3D_OPS="auto")
     code = (
         "from torch_utils import custom_ops\n"
@@ -88,7 +86,15 @@ def test_second_process_reuses_the_cached_build():
         "assert bias_act._load_cpu() is not None\n"
         "print(custom_ops.statuses()['bias_act_cpu'].reason)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_second_process_reuses_the_cached_build():
+    if custom_ops.ops_mode() == "ref":
+        pytest.skip("NEXT3D_OPS=ref")
+    assert bias_act._load_cpu() is not None  # built (or cached) into build_cache_dir()
+    res = _load_bias_act_in_subprocess()
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "cached"
     assert "building" not in res.stderr
@@ -123,14 +129,7 @@ def test_stale_build_lock_of_a_killed_build_is_removed():
     build_dir = custom_ops.statuses()["bias_act_cpu"].path
     stale = os.path.join(build_dir, "lock")
     open(stale, "w").close()  # what a build killed between acquiring and releasing leaves
-    env = dict(os.environ, NEXT3D_BUILD_CACHE=str(custom_ops.build_cache_dir()), NEXT3D_OPS="auto")
-    code = (
-        "from torch_utils import custom_ops\n"
-        "from torch_utils.ops import bias_act\n"
-        "assert bias_act._load_cpu() is not None\n"
-        "print(custom_ops.statuses()['bias_act_cpu'].reason)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    res = _load_bias_act_in_subprocess()
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "cached"
     assert "stale build lock" in res.stderr
