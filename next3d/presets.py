@@ -37,6 +37,25 @@ def _small() -> Tuple[GeneratorConfig, DiscriminatorConfig]:
     return g, d
 
 
+def _demo() -> Tuple[GeneratorConfig, DiscriminatorConfig]:
+    # The shipped model: tiny's backbone widths with a 128-px image (features rendered at 32,
+    # super-resolved 4x), so that it trains on two CPU cores in hours and a face detector can read it.
+    g = GeneratorConfig(
+        z_dim=64, w_dim=64, channel_base=2048, channel_max=32,
+        mapping=MappingConfig(num_layers=2),
+        texture=TextureConfig(resolution=64, channels=8),
+        static=StaticPlaneConfig(resolution=64, channels=24),
+        mouth=MouthConfig(crop_size=16, final_size=4, out_resolution=32),
+        blending=BlendingConfig(final_size=16),
+        render=RenderConfig(neural_resolution=32, samples_per_ray=12, importance_samples=12),
+        superres=SuperresConfig(input_resolution=32, out_resolution=128, channels=(16, 8), num_fp16_res=0),
+        decoder=DecoderConfig(hidden=16, features=8),
+    )
+    d = DiscriminatorConfig(img_resolution=128, channel_base=1024, channel_max=32, num_fp16_res=0,
+                            mapping_layers=2, mbstd_group_size=2)
+    return g, d
+
+
 def _tiny() -> Tuple[GeneratorConfig, DiscriminatorConfig]:
     g = GeneratorConfig(
         z_dim=32, w_dim=32, channel_base=1024, channel_max=32,
@@ -58,6 +77,7 @@ _PRESETS: Dict[str, Callable[[], Tuple[GeneratorConfig, DiscriminatorConfig]]] =
     "ffhq512": _ffhq512,
     "small": _small,
     "tiny": _tiny,
+    "demo": _demo,
 }
 PRESET_NAMES = tuple(_PRESETS)
 

@@ -143,6 +143,9 @@ def training_preset(name: str) -> TrainingConfig:
     if name == "tiny":
         return _scaled(4, r1_gamma=0.5, snap_kimg=2.0, log_kimg=0.1, mesh_resolution=64, kimg=200.0,
                        gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128)
+    if name == "demo":
+        return _scaled(4, r1_gamma=0.5, snap_kimg=2.0, log_kimg=0.2, mesh_resolution=64, kimg=100.0,
+                       gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128)
     raise ConfigError(f"unknown preset '{name}' (available: {', '.join(PRESET_NAMES)})")
 
 

@@ -17,7 +17,7 @@ from next3d.bench import TOPICS, default_devices, run_topics
 @click.option("--quick", is_flag=True, help="Smaller sizes and fewer repeats (a smoke run).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON to this file.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
-@click.option("--preset", type=click.Choice(["tiny", "small", "ffhq512"]), default=None,
+@click.option("--preset", type=click.Choice(["tiny", "demo", "small", "ffhq512"]), default=None,
               help="Preset of the train topic (default tiny).")
 def bench(topics, device_opt, quick, out, force, preset):
     """Measure speed and print JSON. TOPICS: ops, flame, raster, generator, train, or all (default)."""
