@@ -97,6 +97,18 @@ class TrainingConfig(_Config):
     """Snapshot, sample grids and metrics every this many kimg."""
     log_kimg: float = 1.0
     """JSONL / tensorboard log every this many kimg."""
+    warmup_kimg: float = 0.0
+    """Reconstruction warm start: for this many kimg G's main phase reconstructs each real item
+    from its camera, FLAME parameters and a latent code learnt per item (an auto-decoder),
+    instead of the adversarial loss; D trains as usual. 0 = the published recipe from step 0."""
+    warmup_code_lr: float = 0.01
+    """Adam learning rate of the per-item latent codes of the warm start."""
+    warmup_l1: float = 1.0
+    """Weight of the mean absolute error on `image` (and on `image_raw` against the downsampled real)."""
+    warmup_perceptual: float = 1.0
+    """Weight of the ST-LPIPS distance on `image` (0 = none; needs the stlpips-pytorch weights)."""
+    warmup_perceptual_net: Literal["alex", "vgg"] = "alex"
+    """Trunk of that ST-LPIPS distance."""
     grid_size: int = 4
     """Samples per row and rows in the fixed-seed sample grid."""
     metric_images: int = 256
@@ -111,6 +123,8 @@ class TrainingConfig(_Config):
         for key in ("r1_gamma", "density_reg", "density_reg_p_dist", "blur_init_sigma", "blur_fade_kimg",
                     "gpc_reg_fade_kimg", "ema_kimg", "c_noise", "spike_factor",
                     "neural_rendering_resolution_fade_kimg"):
+            self._require(getattr(self, key) >= 0, key, "cannot be negative")
+        for key in ("warmup_kimg", "warmup_code_lr", "warmup_l1", "warmup_perceptual"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
         for key in ("d_reg_interval", "g_reg_interval", "max_skips", "metric_images"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
@@ -144,8 +158,9 @@ def training_preset(name: str) -> TrainingConfig:
         return _scaled(4, r1_gamma=0.5, snap_kimg=2.0, log_kimg=0.1, mesh_resolution=64, kimg=200.0,
                        gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128)
     if name == "demo":
-        return _scaled(4, r1_gamma=0.5, snap_kimg=2.0, log_kimg=0.2, mesh_resolution=64, kimg=100.0,
-                       gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128)
+        # The shipped model: a short reconstruction warm start on the synthetic set, then the recipe.
+        return _scaled(4, r1_gamma=0.5, snap_kimg=1.0, log_kimg=0.2, mesh_resolution=64, kimg=100.0,
+                       gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128, warmup_kimg=3.0)
     raise ConfigError(f"unknown preset '{name}' (available: {', '.join(PRESET_NAMES)})")
 
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 import numpy as np
 import torch
 
-PHASE_IDS = {"G_main": 0, "G_reg": 1, "D_main": 2, "D_reg": 3}
+PHASE_IDS = {"G_main": 0, "G_reg": 1, "D_main": 2, "D_reg": 3, "G_recon": 4}
 FLAME_KEYS = ("shape", "expression", "neck", "jaw", "left_eye", "right_eye")
 
 
@@ -120,8 +120,10 @@ def build_label_table(dataset) -> LabelTable:
 
 
 def collate(items: List[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Loader items -> real_img (b, 3, R, R) float in [-1, 1], real_c (b, 25), real_flame dict."""
+    """Loader items -> real_img (b, 3, R, R) float in [-1, 1], real_c (b, 25), real_flame dict,
+    real_idx (b,) int64 (the items' data set indices, -1 when an item has none)."""
     img = torch.stack([torch.as_tensor(it["image"]) for it in items]).to(torch.float32) / 127.5 - 1
     flames = [item_flame(it) for it in items]
     return {"real_img": img, "real_c": torch.stack([torch.as_tensor(it["camera"], dtype=torch.float32) for it in items]),
-            "real_flame": {k: torch.stack([f[k] for f in flames]) for k in flames[0]}}
+            "real_flame": {k: torch.stack([f[k] for f in flames]) for k in flames[0]},
+            "real_idx": torch.as_tensor([int(it.get("index", -1)) for it in items], dtype=torch.int64)}

@@ -31,6 +31,9 @@ from .distributed import DistEnv, all_flag, all_mean, barrier, sync_gradients
 from .ema import ema_beta, update_ema
 from .setup import Built, build_networks, check_batch, check_dataset
 from .snapshot import restore_snapshot, save_snapshot
+from .warmup import g_recon, in_warmup
+
+PHASE_FUNCTIONS = {**losses.PHASES, "G_recon": g_recon}
 
 MAIN_LOSSES = ("G/loss", "D/loss")
 
@@ -53,9 +56,10 @@ class TrainState:
     last_snapshot: Optional[str] = None
 
 
-def phases_at(step: int, cfg) -> List[str]:
-    """The phases of one step (lazy regularisation every interval steps)."""
-    out = ["G_main"]
+def phases_at(step: int, cfg, cur_nimg: int = 0) -> List[str]:
+    """The phases of one step (lazy regularisation every interval steps; G_recon instead of
+    G_main during the reconstruction warm start)."""
+    out = ["G_recon" if in_warmup(cfg, cur_nimg) else "G_main"]
     if cfg.g_reg_interval > 0 and cfg.density_reg > 0 and step % cfg.g_reg_interval == 0:
         out.append("G_reg")
     out.append("D_main")
@@ -90,22 +94,34 @@ def run_phase(built: Built, phase: str, step: int, sched, reals: List[Dict[str, 
     module, opt = (built.G, built.opt_G) if phase.startswith("G") else (built.D, built.opt_D)
     interval = {"G_reg": cfg.g_reg_interval, "D_reg": cfg.d_reg_interval}.get(phase, 1)
     gain = interval * batch_gpu / (cfg.batch // env.world_size)
+    # The warm start also trains the per-item latent codes, with their own Adam.
+    extra = [(nets.codes, built.opt_codes)] if phase == "G_recon" else []
     module.requires_grad_(True)
     opt.zero_grad(set_to_none=True)
+    for m_, o_ in extra:
+        m_.requires_grad_(True)
+        o_.zero_grad(set_to_none=True)
     logs: Dict[str, float] = {}
     for real, m in zip(reals, micros):
         torch.manual_seed(phase_seed(cfg.seed, step, phase, m))
         mb = losses.MicroBatch(**real, **fake_draws(labels, batch_gpu, built.G.z_dim, env.device))
-        for k, v in losses.PHASES[phase](nets, mb, sched, gain).items():
+        for k, v in PHASE_FUNCTIONS[phase](nets, mb, sched, gain).items():
             logs[k] = logs.get(k, 0.0) + v / len(micros)
     sync_gradients(module.parameters(), env)
+    for m_, _ in extra:
+        sync_gradients(m_.parameters(), env)
+        m_.requires_grad_(False)
     logs = all_mean(logs, env)
     module.requires_grad_(False)
     reason = _bad(logs, state, cfg.spike_factor)
     if not all_flag(reason is None, env):
         opt.zero_grad(set_to_none=True)
+        for _, o_ in extra:
+            o_.zero_grad(set_to_none=True)
         return {"skip_reason": reason or "another process"}
     opt.step()
+    for _, o_ in extra:
+        o_.step()
     return logs
 
 
@@ -117,7 +133,7 @@ def train_step(built: Built, step_reals: List[Dict[str, Any]], micros: List[int]
     built.G.neural_rendering_resolution = sched.neural_rendering_resolution
     logs: Dict[str, Any] = {}
     skipped = []
-    for phase in phases_at(state.step, cfg):
+    for phase in phases_at(state.step, cfg, state.cur_nimg):
         out = run_phase(built, phase, state.step, sched, step_reals, micros, labels, env, state, batch_gpu)
         if "skip_reason" in out:
             skipped.append(f"{phase}: {out['skip_reason']}")
@@ -153,12 +169,13 @@ def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] 
     cfg = run_config.training
     run_dir = Path(run_dir)
     batch_gpu = check_batch(cfg, env)
-    built = build_networks(run_config, env)
+    built = build_networks(run_config, env, num_items=len(dataset))
     check_dataset(dataset, run_config, built.G.flame)
     state = TrainState()
     if resume is not None:
         state = TrainState(**restore_snapshot(resume, G=built.G, G_ema=built.G_ema, D=built.D,
-                                              opt_G=built.opt_G, opt_D=built.opt_D))
+                                              opt_G=built.opt_G, opt_D=built.opt_D,
+                                              codes=built.nets.codes, opt_codes=built.opt_codes))
         state.last_snapshot = Path(resume.path).name
         # Intervals may change on resume (they do not affect the training maths).
         state.next_snap_nimg = min(state.next_snap_nimg, state.cur_nimg + int(cfg.snap_kimg * 1000))
@@ -177,7 +194,8 @@ def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] 
     def snapshot():
         if env.is_main:
             path = save_snapshot(run_dir, run_config=run_config, G=built.G, G_ema=built.G_ema, D=built.D,
-                                 opt_G=built.opt_G, opt_D=built.opt_D, state=asdict(state))
+                                 opt_G=built.opt_G, opt_D=built.opt_D, state=asdict(state),
+                                 codes=built.nets.codes, opt_codes=built.opt_codes)
             state.last_snapshot = path.name
             if reporter is not None:
                 reporter.snapshot(built, state, path)

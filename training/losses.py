@@ -124,6 +124,10 @@ class Nets:
     """`training.mesh_condition.MeshConditioner` or None (published D)."""
     cfg: TrainingConfig
     force_fp32: bool = False
+    codes: Optional[torch.nn.Module] = None
+    """Per-item latent codes of the reconstruction warm start (`training.warmup.LatentCodes`)."""
+    perceptual: Optional[torch.nn.Module] = None
+    """ST-LPIPS of the warm start (None = L1 only)."""
 
 
 @dataclass
@@ -136,6 +140,7 @@ class MicroBatch:
     gen_z: torch.Tensor             # (b, z_dim)
     gen_c: torch.Tensor             # (b, 25)
     gen_flame: Dict[str, torch.Tensor]
+    real_idx: Optional[torch.Tensor] = None  # (b,) int64 data set indices of the real items
 
 
 def swap_conditioning(c: torch.Tensor, prob: float) -> torch.Tensor:

@@ -20,6 +20,7 @@ from .config import RunConfig, TrainingConfig
 from .distributed import DistEnv, broadcast_module
 from .losses import Nets
 from .mesh_condition import MeshConditioner
+from .warmup import LatentCodes, build_perceptual
 
 
 class TrainingSetupError(ValueError):
@@ -88,10 +89,14 @@ class Built:
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     nets: Nets
+    opt_codes: Optional[torch.optim.Optimizer] = None
+    """Adam of the warm start's per-item latent codes (`nets.codes`), when it has them."""
 
 
-def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Module] = None) -> Built:
-    """G, G_ema, D from the configuration (seeded), broadcast from rank 0, and their optimisers."""
+def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Module] = None,
+                   num_items: Optional[int] = None) -> Built:
+    """G, G_ema, D from the configuration (seeded), broadcast from rank 0, and their optimisers;
+    with a warm start (`warmup_kimg` > 0), also the `num_items` latent codes and their Adam."""
     cfg = run_config.training
     if G is None:
         G = build_generator(run_config.generator, seed=cfg.seed)
@@ -107,4 +112,13 @@ def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Mod
     if cfg.mesh_condition != "none":
         conditioner = MeshConditioner(G.flame, cfg.mesh_condition, cfg.mesh_resolution)
     force_fp32 = (not cfg.mixed_precision) and str(env.device).startswith("cuda")
-    return Built(G, G_ema, D, opt_G, opt_D, Nets(G=G, D=D, conditioner=conditioner, cfg=cfg, force_fp32=force_fp32))
+    nets = Nets(G=G, D=D, conditioner=conditioner, cfg=cfg, force_fp32=force_fp32)
+    opt_codes = None
+    if cfg.warmup_kimg > 0:
+        if not num_items:
+            raise TrainingSetupError("the reconstruction warm start (warmup_kimg > 0) needs the data set's item count")
+        nets.codes = LatentCodes(num_items, G.z_dim, cfg.seed).to(env.device).requires_grad_(False)
+        broadcast_module(nets.codes, env)
+        nets.perceptual = build_perceptual(cfg.warmup_perceptual_net, cfg.warmup_perceptual, env.device)
+        opt_codes = torch.optim.Adam(nets.codes.parameters(), lr=cfg.warmup_code_lr, betas=(0.9, 0.999))
+    return Built(G, G_ema, D, opt_G, opt_D, nets, opt_codes)

@@ -126,18 +126,26 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def save_snapshot(run_dir: Path, *, run_config, G, G_ema, D, opt_G, opt_D, state: Dict[str, Any]) -> Path:
-    """Write `run_dir/snapshot-<cur_nimg>.n3d` atomically, then point latest.json at it."""
+def save_snapshot(run_dir: Path, *, run_config, G, G_ema, D, opt_G, opt_D, state: Dict[str, Any],
+                  codes=None, opt_codes=None) -> Path:
+    """Write `run_dir/snapshot-<cur_nimg>.n3d` atomically, then point latest.json at it.
+
+    codes, opt_codes: the warm start's per-item latent codes and their Adam (groups "codes",
+    "opt_codes"), when the run has them."""
     run_dir = Path(run_dir)
     og, og_groups = optimizer_tensors(opt_G)
     od, od_groups = optimizer_tensors(opt_D)
     rng_t, rng_s = rng_state()
     name = snapshot_name(int(state["cur_nimg"]))
-    extra = {"run_config": run_config.to_dict(), "state": state, "opt_groups": {"G": og_groups, "D": od_groups},
-             "rng": rng_s}
+    opt_groups = {"G": og_groups, "D": od_groups}
+    groups = {"opt_G": og, "opt_D": od, "rng": rng_t}
+    if codes is not None:
+        oc, oc_groups = optimizer_tensors(opt_codes)
+        groups.update(codes={k: v.detach() for k, v in codes.state_dict().items()}, opt_codes=oc)
+        opt_groups["codes"] = oc_groups
+    extra = {"run_config": run_config.to_dict(), "state": state, "opt_groups": opt_groups, "rng": rng_s}
     path = save_checkpoint(run_dir / name, config=run_config.generator, G=G, G_ema=G_ema, D=D,
-                           d_config=run_config.discriminator, extra=extra, kind="training",
-                           groups={"opt_G": og, "opt_D": od, "rng": rng_t})
+                           d_config=run_config.discriminator, extra=extra, kind="training", groups=groups)
     _fsync(path)
     _atomic_write_text(run_dir / LATEST, json.dumps({"snapshot": name, "cur_nimg": int(state["cur_nimg"])}) + "\n")
     return path
@@ -179,8 +187,11 @@ def read_snapshot(path: Path):
     return ckpt
 
 
-def restore_snapshot(ckpt, *, G, G_ema, D, opt_G, opt_D) -> Dict[str, Any]:
-    """Load every network, optimiser and RNG state of a snapshot; returns the saved counters."""
+def restore_snapshot(ckpt, *, G, G_ema, D, opt_G, opt_D, codes=None, opt_codes=None) -> Dict[str, Any]:
+    """Load every network, optimiser and RNG state of a snapshot; returns the saved counters.
+
+    codes, opt_codes: the warm start's latent codes, loaded when the snapshot has them (a run
+    that adds a warm start on resume keeps its fresh codes)."""
     where = f"snapshot {ckpt.path}"
     load_weights(G, ckpt.state_dicts["G"], f"{where} [G]")
     load_weights(G_ema, ckpt.state_dicts["G_ema"], f"{where} [G_ema]")
@@ -188,6 +199,14 @@ def restore_snapshot(ckpt, *, G, G_ema, D, opt_G, opt_D) -> Dict[str, Any]:
     extra = ckpt.meta["extra"]
     load_optimizer_tensors(opt_G, ckpt.state_dicts["opt_G"], extra["opt_groups"]["G"], f"{where} [opt_G]")
     load_optimizer_tensors(opt_D, ckpt.state_dicts["opt_D"], extra["opt_groups"]["D"], f"{where} [opt_D]")
+    if codes is not None and "codes" in ckpt.state_dicts:
+        sd = ckpt.state_dicts["codes"]
+        if tuple(sd["weight"].shape) != tuple(codes.weight.shape):
+            raise SnapshotError(f"{where}: it holds {sd['weight'].shape[0]} latent codes of the warm start, "
+                                f"the data set has {codes.weight.shape[0]} items (resume with the same data set)")
+        load_weights(codes, sd, f"{where} [codes]")
+        load_optimizer_tensors(opt_codes, ckpt.state_dicts["opt_codes"], extra["opt_groups"]["codes"],
+                               f"{where} [opt_codes]")
     set_rng_state(ckpt.state_dicts["rng"], extra["rng"])
     return dict(extra["state"])
 
