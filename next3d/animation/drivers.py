@@ -206,6 +206,10 @@ def params_from_arrays(arrays: Mapping[str, np.ndarray], path: PathLike) -> Driv
 
 
 def _read_npz(path: Path) -> Dict[str, np.ndarray]:
+    # np.load reads a non-zip file as a pickle or a .npy: refuse anything that is not a zip up front.
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise DriverError(f"{path}: not an .npz archive (expected a NumPy zip of arrays, e.g. from np.savez)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: np.asarray(data[k]) for k in data.files}
