@@ -8,6 +8,7 @@ expected, before any work starts.
 from __future__ import annotations
 
 import copy
+import warnings
 from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Optional
@@ -20,7 +21,7 @@ from .config import RunConfig, TrainingConfig
 from .distributed import DistEnv, broadcast_module
 from .losses import Nets
 from .mesh_condition import MeshConditioner
-from .warmup import LatentCodes, build_perceptual
+from .warmup import LatentCodes, build_perceptual, visits_per_item
 
 
 class TrainingSetupError(ValueError):
@@ -117,6 +118,11 @@ def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Mod
     if cfg.warmup_kimg > 0:
         if not num_items:
             raise TrainingSetupError("the reconstruction warm start (warmup_kimg > 0) needs the data set's item count")
+        visits = visits_per_item(cfg, num_items)
+        if visits < 4 and env.is_main:
+            warnings.warn(f"warmup_kimg={cfg.warmup_kimg:g} shows each of the {num_items} items {visits:.1f} times; "
+                          f"the per-item latent codes learn little below ~4 visits (raise warmup_kimg or use "
+                          f"fewer items)", stacklevel=2)
         nets.codes = LatentCodes(num_items, G.z_dim, cfg.seed).to(env.device).requires_grad_(False)
         broadcast_module(nets.codes, env)
         nets.perceptual = build_perceptual(cfg.warmup_perceptual_net, cfg.warmup_perceptual, env.device)

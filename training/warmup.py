@@ -51,6 +51,11 @@ def build_perceptual(net: str, weight: float, device) -> Optional[torch.nn.Modul
     return STLPIPS(net).to(device)
 
 
+def visits_per_item(cfg, num_items: int) -> float:
+    """How often the warm start shows each item on average (its codes learn little below a few)."""
+    return cfg.warmup_kimg * 1000 / max(num_items, 1)
+
+
 def in_warmup(cfg, cur_nimg: int) -> bool:
     """True while the reconstruction warm start replaces G's adversarial main phase."""
     return cur_nimg < int(cfg.warmup_kimg * 1000)

@@ -34,6 +34,12 @@ def test_latent_codes_are_seeded_gaussian_and_check_indices():
         a(torch.tensor([100]))
 
 
+def test_too_short_warm_start_warns(micro_dataset, micro_sets):
+    rc = resolve_run_config("tiny", micro_sets + ["warmup_kimg=0.004", "warmup_perceptual=0"])
+    with pytest.warns(UserWarning, match="shows each of the 8 items 0.5 times"):
+        build_networks(rc, DistEnv(), num_items=8)
+
+
 def test_collate_carries_item_indices(micro_dataset):
     batch = collate([micro_dataset[3], micro_dataset[5]])
     assert batch["real_idx"].tolist() == [3, 5]
