@@ -54,6 +54,10 @@ class TrainState:
     next_log_nimg: int = 0
     next_snap_nimg: int = 0
     last_snapshot: Optional[str] = None
+    means_regime: str = ""
+    """"warmup" or "adversarial": the regime the running loss means were measured in."""
+    means_since_step: int = 0
+    """The step from which the running loss means (the spike reference) were collected."""
 
 
 def phases_at(step: int, cfg, cur_nimg: int = 0) -> List[str]:
@@ -82,7 +86,8 @@ def _bad(logs: Dict[str, float], state: TrainState, factor: float) -> Optional[s
         if not math.isfinite(value):
             return f"{key} = {value}"
         mean = state.loss_means.get(key)
-        if factor > 0 and key in MAIN_LOSSES and mean is not None and state.step > 50 and value > factor * max(mean, 1e-3):
+        if (factor > 0 and key in MAIN_LOSSES and mean is not None and state.step - state.means_since_step > 50
+                and value > factor * max(mean, 1e-3)):
             return f"{key} = {value:.4g} spiked above {factor:g} x its running mean {mean:.4g}"
     return None
 
@@ -131,6 +136,12 @@ def train_step(built: Built, step_reals: List[Dict[str, Any]], micros: List[int]
     cfg = built.nets.cfg
     sched = losses.schedule_at(cfg, state.cur_nimg, built.G.config.render.neural_resolution)
     built.G.neural_rendering_resolution = sched.neural_rendering_resolution
+    # D's loss against warm-start fakes says nothing about the adversarial phase: restart the
+    # spike reference when the regime changes (also on resuming a snapshot from before this rule).
+    regime = "warmup" if in_warmup(cfg, state.cur_nimg) else "adversarial"
+    if regime != state.means_regime and (state.means_regime or cfg.warmup_kimg > 0):
+        state.loss_means, state.means_since_step = {}, state.step
+    state.means_regime = regime
     logs: Dict[str, Any] = {}
     skipped = []
     for phase in phases_at(state.step, cfg, state.cur_nimg):

@@ -78,3 +78,20 @@ def test_recon_phase_lowers_the_reconstruction_error(micro_dataset, micro_sets):
         built.opt_codes.step()
     assert errors[-1] < 0.8 * errors[0], errors
     assert built.nets.codes.weight.grad is not None
+
+
+def test_spike_reference_restarts_when_the_adversarial_phase_begins(micro_dataset, micro_sets):
+    from training.loop import TrainState, _bad
+    rc = resolve_run_config("tiny", micro_sets + ["warmup_kimg=0.004"])
+    # A D loss 40x its warm-start mean is a spike in the same regime, not after the switch.
+    state = TrainState(step=100, loss_means={"D/loss": 0.1}, means_regime="warmup")
+    assert "spiked" in _bad({"D/loss": 4.0}, state, rc.training.spike_factor)
+    state.means_since_step = 80
+    assert _bad({"D/loss": 4.0}, state, rc.training.spike_factor) is None
+
+
+def test_regime_switch_resets_the_running_means(tmp_path, micro_dataset, micro_sets):
+    rc = resolve_run_config("tiny", micro_sets + ["warmup_kimg=0.004", "warmup_perceptual=0"])
+    state = train(rc, micro_dataset, tmp_path / "run", max_steps=3)  # 2 warm-start steps (batch 2), then 1
+    assert state.means_regime == "adversarial" and state.means_since_step == 2
+    assert set(state.loss_means) <= {"G/loss", "D/loss"} and "D/loss" in state.loss_means
