@@ -170,6 +170,12 @@ def _adaptive_samples(centre: Fragments, sub: Optional[Fragments], face_key: tor
                     edge_pix=edge_pix, owner=owner)
 
 
+def shadow_map_size(resolution: int) -> int:
+    """Side of the key light's shadow map for an output resolution: 1.5 texels per output pixel
+    (the map spans about twice the head), within [128, 320]."""
+    return int(min(320, max(128, 3 * resolution // 2)))
+
+
 def _shadow(world: torch.Tensor, faces: torch.Tensor, light_dir: torch.Tensor, points: torch.Tensor,
             normals: torch.Tensor, size: int = 320, extent: float = 0.75) -> torch.Tensor:
     """Fraction (N,) of light reaching world points (N, 3) with normals (N, 3) from direction light_dir
@@ -254,7 +260,7 @@ def _render(assets: HeadAssets, scene: SceneParams, m: SceneMeshes, resolution: 
     key = torch.tensor(light["key_rgb"], dtype=torch.float32) * light["key_intensity"]
     view = F.normalize(cam_pos - pp, dim=-1)
     ndl = (nn_ @ l_dir)
-    lit = _shadow(world, faces, l_dir, pp, nn_, size=min(320, 2 * resolution)) if shadows else torch.ones(pp.shape[0])
+    lit = _shadow(world, faces, l_dir, pp, nn_, size=shadow_map_size(resolution)) if shadows else torch.ones(pp.shape[0])
     is_hair = cls == HAIR
     wrap = torch.where(is_hair, 0.35, 0.2)
     diffuse_key = ((ndl + wrap) / (1 + wrap)).clamp(min=0) * lit
