@@ -119,10 +119,10 @@ def _interp(x: torch.Tensor, xs: np.ndarray, ys: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.interp(x.numpy(), xs[order], ys[order]), dtype=torch.float32)
 
 
-def skin_texture(assets: "head_mod.HeadAssets", app: Dict, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """UV albedo (3, size, size) linear RGB in [0, 1] and specular strength (size, size) in [0, 1]."""
+def _skin_maps(assets: "head_mod.HeadAssets", size: int) -> Dict[str, torch.Tensor]:
+    """The texture's spatial maps that depend only on the model and the size (cached per model): region
+    masks placed from the template landmarks, evaluated at every texel's rest-template point."""
     bake = assets.uv_bake(size)
-    gen = torch.Generator().manual_seed(int(app["noise_seed"]))
     pos = torch.as_tensor(bake.positions)
     x, y, z = pos[..., 0], pos[..., 1], pos[..., 2]
     ax = x.abs()
@@ -130,28 +130,86 @@ def skin_texture(assets: "head_mod.HeadAssets", app: Dict, size: int) -> Tuple[t
     cls = torch.as_tensor(bake.cls.astype(np.int64))
     face_z = float(L[0, 2])  # in front of the ears: the face
     front = _sigmoid((z - (face_z - 0.01)) / 0.004)
-
-    skin = torch.tensor(app["skin_rgb"], dtype=torch.float32)[:, None, None]
-    albedo = skin.expand(3, size, size).clone()
+    out: Dict[str, torch.Tensor] = {"front": front}
 
     # Redness: cheeks, nose tip, ears, chin.
     def g(cx, cy, sx, sy, mirror=True):
-        out = torch.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+        o = torch.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
         if mirror:
-            out = out + torch.exp(-0.5 * (((x + cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-        return out
+            o = o + torch.exp(-0.5 * (((x + cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
+        return o
 
     nose_tip = L[30]
     red = (0.8 * g(0.042, nose_tip[1] - 0.012, 0.016, 0.014) + 0.7 * g(0.0, nose_tip[1] + 0.002, 0.008, 0.008, False)
            + 0.3 * g(0.0, L[8, 1] + 0.01, 0.015, 0.01, False)) * front
-    red = red + 0.6 * _sigmoid((ax - 0.072) / 0.004) * _sigmoid((y - L[5, 1]) / 0.01)  # ears
-    red = red * app["redness"]
-    albedo = albedo * (1 - red * torch.tensor([0.0, 0.22, 0.26])[:, None, None])
-
+    out["red"] = red + 0.6 * _sigmoid((ax - 0.072) / 0.004) * _sigmoid((y - L[5, 1]) / 0.01)  # ears
     # Around the eyes: a little darker and browner.
-    for side in (slice(36, 42), slice(42, 48)):
-        c = L[side].mean(0)
-        sock = torch.exp(-0.5 * (((x - c[0]) / 0.017) ** 2 + ((y - c[1] - 0.001) / 0.010) ** 2)) * front
+    out["sockets"] = [torch.exp(-0.5 * (((x - c[0]) / 0.017) ** 2 + ((y - c[1] - 0.001) / 0.010) ** 2)) * front
+                      for c in (L[36:42].mean(0), L[42:48].mean(0))]
+    # Stubble: the beard-shadow region.
+    below_nose = _sigmoid(((L[33, 1] - 0.004) - y) / 0.002)
+    jaw_line = _interp(x, L[:17, 0], L[:17, 1])
+    above_neck = _sigmoid((y - (jaw_line - 0.018)) / 0.004)
+    cheeks = _sigmoid((L[48, 1] + 0.012 - y) / 0.006) + _sigmoid((0.02 - ax) / 0.004)
+    out["beard"] = below_nose * above_neck * cheeks.clamp(max=1) * front
+    # Lips: between the outer lip contours.
+    up_ids, lo_ids = [48, 49, 50, 51, 52, 53, 54], [48, 59, 58, 57, 56, 55, 54]
+    y_up = _interp(x, L[up_ids, 0], L[up_ids, 1])
+    y_lo = _interp(x, L[lo_ids, 0], L[lo_ids, 1])
+    half_w = 0.5 * (L[54, 0] - L[48, 0])
+    lips = _band(y, y_lo - 0.0005, y_up + 0.0005, 0.0007) * _sigmoid((half_w + 0.001 - ax) / 0.0012)
+    out["lips"] = lips * _sigmoid((z - (L[48, 2] - 0.008)) / 0.002)
+    # The line between the lips: dark, thin.
+    y_mid = 0.5 * (L[62, 1] + L[66, 1])
+    out["lip_line"] = torch.exp(-0.5 * ((y - y_mid) / 0.0007) ** 2) * _sigmoid((half_w - ax) / 0.0015) * front
+    # Under the jaw: the neck a little darker, darkest just below the jaw line (where light rarely reaches).
+    jaw_y = _interp(x, L[2:15, 0], L[2:15, 1])
+    below = (jaw_y - y).clamp(min=0)
+    under = _sigmoid((jaw_y - 0.003 - y) / 0.0015) * (0.35 * torch.exp(-below / 0.02) + 0.12)
+    out["under"] = under * _sigmoid((z - (L[4, 2] - 0.03)) / 0.01)
+    # Brows: per brow the landmark curve height at every texel, the position along it and the extent mask.
+    brows = []
+    for ids in ([17, 18, 19, 20, 21], [26, 25, 24, 23, 22]):  # tail -> inner end
+        pts = L[ids]
+        xs, ys = pts[:, 0], pts[:, 1]
+        lo_x, hi_x = min(xs), max(xs)
+        inner = np.abs(pts[-1, 0])
+        frac = ((x.abs() - inner) / max(abs(pts[0, 0]) - inner, 1e-6)).clamp(0, 1)  # 0 inner .. 1 tail
+        along = _band(x, torch.tensor(lo_x - 0.003), torch.tensor(hi_x + 0.002), 0.0015)
+        brows.append((_interp(x, xs, ys), frac, along))
+    out["brows"] = brows
+    # Upper lash line (dark, just above the upper lid margin) and a lighter lower one (per unit strength).
+    lash = []
+    for up, lo in (([36, 37, 38, 39], [36, 41, 40, 39]), ([42, 43, 44, 45], [42, 47, 46, 45])):
+        xs = L[up, 0]
+        y_m = _interp(x, xs, L[up, 1])
+        y_l = _interp(x, L[lo, 0], L[lo, 1])
+        along = _band(x, torch.tensor(min(xs) - 0.0015), torch.tensor(max(xs) + 0.003), 0.0008)
+        lash.append((_band(y, y_m - 0.0004, y_m + 0.0014, 0.0004) * along,
+                     _band(y, y_l - 0.0008, y_l + 0.0002, 0.0003) * along))
+    out["lash"] = lash
+    out["lash_mask"] = front * _sigmoid((z - (L[36, 2] - 0.006)) / 0.002)
+    # Nostrils: dark under the nose either side of the columella.
+    nost = g(0.5 * (L[33, 0] - L[31, 0]) * 0.9, L[33, 1] + 0.0015, 0.0032, 0.0018) * front
+    out["nostrils"] = (nost * _sigmoid((nose_tip[2] - 0.004 - z) / 0.002)).clamp(0, 1)
+    out["is_eye"] = (cls == head_mod.EYES).float()
+    out["is_mouth"] = (cls == head_mod.MOUTH).float()
+    out["tzone"] = (g(0.0, L[27, 1] + 0.03, 0.03, 0.02, False) + g(0.0, L[30, 1] + 0.005, 0.009, 0.02, False)).clamp(0, 1)
+    out["y"] = y
+    return out
+
+
+def skin_texture(assets: "head_mod.HeadAssets", app: Dict, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """UV albedo (3, size, size) linear RGB in [0, 1] and specular strength (size, size) in [0, 1]."""
+    maps = assets.cached(("skin_maps", size), lambda: _skin_maps(assets, size))
+    gen = torch.Generator().manual_seed(int(app["noise_seed"]))
+    front, y = maps["front"], maps["y"]
+
+    skin = torch.tensor(app["skin_rgb"], dtype=torch.float32)[:, None, None]
+    albedo = skin.expand(3, size, size).clone()
+    red = maps["red"] * app["redness"]
+    albedo = albedo * (1 - red * torch.tensor([0.0, 0.22, 0.26])[:, None, None])
+    for sock in maps["sockets"]:
         albedo = albedo * (1 - 0.14 * sock * torch.tensor([0.7, 1.0, 1.1])[:, None, None])
 
     # Low-frequency blotches and fine noise (luminance with a little chroma).
@@ -161,90 +219,52 @@ def skin_texture(assets: "head_mod.HeadAssets", app: Dict, size: int) -> Tuple[t
     fine = _smooth_noise(gen, size, size // 2, 1) * 0.8
     albedo = albedo * (1 + app["fine_noise_amp"] * fine)
 
-    # Stubble: a beard-shadow region with dots.
+    # Stubble: the beard-shadow region with dots.
     if app["stubble"] > 0:
-        below_nose = _sigmoid(((L[33, 1] - 0.004) - y) / 0.002)
-        jaw_line = _interp(x, L[:17, 0], L[:17, 1])
-        above_neck = _sigmoid((y - (jaw_line - 0.018)) / 0.004)
-        cheeks = _sigmoid((L[48, 1] + 0.012 - y) / 0.006) + _sigmoid((0.02 - ax) / 0.004)
-        beard = below_nose * above_neck * cheeks.clamp(max=1) * front
         dots = (torch.rand(1, size, size, generator=gen) < 0.55).float()
-        amount = (app["stubble"] * beard * (0.55 + 0.45 * dots)).clamp(0, 1)
+        amount = (app["stubble"] * maps["beard"] * (0.55 + 0.45 * dots)).clamp(0, 1)
         dark = torch.tensor(app["brow_rgb"], dtype=torch.float32)[:, None, None] * 0.8
         albedo = albedo * (1 - 0.55 * amount) + dark * 0.55 * amount
 
-    # Lips: between the outer lip contours.
-    up_ids, lo_ids = [48, 49, 50, 51, 52, 53, 54], [48, 59, 58, 57, 56, 55, 54]
-    y_up = _interp(x, L[up_ids, 0], L[up_ids, 1])
-    y_lo = _interp(x, L[lo_ids, 0], L[lo_ids, 1])
-    half_w = 0.5 * (L[54, 0] - L[48, 0])
-    lips = _band(y, y_lo - 0.0005, y_up + 0.0005, 0.0007) * _sigmoid((half_w + 0.001 - ax) / 0.0012)
-    lips = lips * _sigmoid((z - (L[48, 2] - 0.008)) / 0.002)
+    lips = maps["lips"]
     lip_rgb = skin * app["lip_darkness"] * torch.tensor([1.0, 1.0 - 0.45 * app["lip_redness"],
                                                          1.0 - 0.3 * app["lip_redness"]])[:, None, None]
     albedo = albedo * (1 - lips) + lip_rgb * (1 + 0.5 * app["fine_noise_amp"] * fine) * lips
-
-    # The line between the lips: dark, thin.
-    y_mid = 0.5 * (L[62, 1] + L[66, 1])
-    lip_line = torch.exp(-0.5 * ((y - y_mid) / 0.0007) ** 2) * _sigmoid((half_w - ax) / 0.0015) * front
-    albedo = albedo * (1 - 0.6 * lip_line)
-
-    # Under the jaw: the neck a little darker, darkest just below the jaw line (where light rarely reaches).
-    jaw_y = _interp(x, L[2:15, 0], L[2:15, 1])
-    below = (jaw_y - y).clamp(min=0)
-    under = _sigmoid((jaw_y - 0.003 - y) / 0.0015) * (0.35 * torch.exp(-below / 0.02) + 0.12)
-    under = under * _sigmoid((z - (L[4, 2] - 0.03)) / 0.01)
-    albedo = albedo * (1 - under)
+    albedo = albedo * (1 - 0.6 * maps["lip_line"])
+    albedo = albedo * (1 - maps["under"])
 
     # Brows: a band under the brow landmarks (thick at the inner end, thin at the tail), hairy.
     brow_rgb = torch.tensor(app["brow_rgb"], dtype=torch.float32)[:, None, None]
     streaks = _smooth_noise(gen, size, size // 6, 1)
     brows = torch.zeros(size, size)
-    for ids in ([17, 18, 19, 20, 21], [26, 25, 24, 23, 22]):  # tail -> inner end
-        pts = L[ids]
-        xs, ys = pts[:, 0], pts[:, 1]
-        lo_x, hi_x = min(xs), max(xs)
-        yb = _interp(x, xs, ys)
-        inner = np.abs(pts[-1, 0])
-        frac = ((x.abs() - inner) / max(abs(pts[0, 0]) - inner, 1e-6)).clamp(0, 1)  # 0 inner .. 1 tail
+    for yb, frac, along in maps["brows"]:
         height = app["brow_thickness"] * (0.0085 - 0.0045 * frac)
-        along = _band(x, torch.tensor(lo_x - 0.003), torch.tensor(hi_x + 0.002), 0.0015)
         brows = brows + _band(y, yb - height, yb + 0.001, 0.0009) * along
     brows = brows.clamp(0, 1) * front
     density = (app["brow_density"] * (0.85 + 0.25 * streaks[0])).clamp(0, 1)
     brows = brows * density
     albedo = albedo * (1 - brows) + brow_rgb * brows
 
-    # Upper lash line (dark, just above the upper lid margin) and a lighter lower one.
     lash = torch.zeros(size, size)
-    for up, lo in (([36, 37, 38, 39], [36, 41, 40, 39]), ([42, 43, 44, 45], [42, 47, 46, 45])):
-        xs = L[up, 0]
-        y_m = _interp(x, xs, L[up, 1])
-        y_l = _interp(x, L[lo, 0], L[lo, 1])
-        along = _band(x, torch.tensor(min(xs) - 0.0015), torch.tensor(max(xs) + 0.003), 0.0008)
-        lash = lash + app["lash_strength"] * _band(y, y_m - 0.0004, y_m + 0.0014, 0.0004) * along
-        lash = lash + 0.35 * app["lash_strength"] * _band(y, y_l - 0.0008, y_l + 0.0002, 0.0003) * along
-    lash = (lash.clamp(0, 1) * front * _sigmoid((z - (L[36, 2] - 0.006)) / 0.002))
+    for upper, lower in maps["lash"]:
+        lash = lash + app["lash_strength"] * upper
+        lash = lash + 0.35 * app["lash_strength"] * lower
+    lash = (lash.clamp(0, 1) * maps["lash_mask"])
     albedo = albedo * (1 - 0.85 * lash)
-
-    # Nostrils: dark under the nose either side of the columella.
-    nost = g(0.5 * (L[33, 0] - L[31, 0]) * 0.9, L[33, 1] + 0.0015, 0.0032, 0.0018) * front
-    nost = nost * _sigmoid((nose_tip[2] - 0.004 - z) / 0.002)
-    albedo = albedo * (1 - 0.75 * nost.clamp(0, 1))
+    albedo = albedo * (1 - 0.75 * maps["nostrils"])
 
     # Eyes: painted per pixel by `eye_albedo` (the UV layout gives them few texels); a sclera tone here.
-    is_eye = (cls == head_mod.EYES).float()
+    is_eye = maps["is_eye"]
     sclera = torch.tensor(app["sclera_rgb"], dtype=torch.float32)[:, None, None]
     albedo = albedo * (1 - is_eye) + sclera * is_eye
 
     # Mouth interior texels (inner lips, pocket): dark red.
-    is_mouth = (cls == head_mod.MOUTH).float()
+    is_mouth = maps["is_mouth"]
     mouth_rgb = torch.tensor([0.20, 0.045, 0.04])[:, None, None]
     albedo = albedo * (1 - is_mouth) + mouth_rgb * is_mouth
 
     # Specular strength: T-zone shinier, brows and stubble matte, lips glossy, eyes wet.
-    tzone = (g(0.0, L[27, 1] + 0.03, 0.03, 0.02, False) + g(0.0, L[30, 1] + 0.005, 0.009, 0.02, False)).clamp(0, 1)
-    spec = app["specular"] * (0.7 + 0.6 * tzone * front) * (1 - 0.8 * brows) * (1 + 0.6 * lips)
+    spec = app["specular"] * (0.7 + 0.6 * maps["tzone"] * front) * (1 - 0.8 * brows) * (1 + 0.6 * lips)
     spec = spec * (1 - is_eye) + 0.5 * is_eye
     spec = spec * (1 - is_mouth) + 0.15 * is_mouth
     return albedo.clamp(0, 1).contiguous(), spec.clamp(0, 1).contiguous()

@@ -55,6 +55,7 @@ class HeadAssets:
     template_landmarks: np.ndarray  # (68, 3)
     uv_corners: torch.Tensor  # (F, 3, 2) grid_sample coordinates of each face corner
     _bakes: Dict[int, UVBake] = field(default_factory=dict)
+    _cache: Dict[tuple, object] = field(default_factory=dict)
 
     @property
     def faces(self) -> torch.Tensor:
@@ -68,6 +69,12 @@ class HeadAssets:
         if size not in self._bakes:
             self._bakes[size] = _bake(self, size)
         return self._bakes[size]
+
+    def cached(self, key: tuple, make):
+        """`make()` computed once per key for this model (per-model constant buffers, e.g. texture masks)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     def rest_vertices(self, shape: torch.Tensor, expression: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(1, V, 3) rest-pose vertices after the shape (and expression) blendshapes."""

@@ -70,7 +70,7 @@ def sample_scene(dist: SynthDistributions, assets: HeadAssets, seed: int, index:
 
 @dataclass
 class SceneMeshes:
-    """The posed scene in FLAME space: vertices (N, 3); faces (M, 3); face_cls (M,) uint8; face_mat (M,)
+    """The posed scene in FLAME space: vertices (N, 3); faces (M, 3); face_cls (M,) uint8; face_part (M,); face_mat (M,)
     int64 (MAT_*); face_shininess (M,); face_backdim (M,); vertex attributes albedo (N, 3), specular (N,),
     tangent (N, 3) (zero where none); uv_corners (M, 3, 2); textures per material; flame_vertices (V, 3)
     and flame_landmarks (68, 3) of the posed FLAME head; num_flame_faces."""
@@ -78,6 +78,7 @@ class SceneMeshes:
     vertices: torch.Tensor
     faces: torch.Tensor
     face_cls: torch.Tensor
+    face_part: torch.Tensor  # (M,) int64: 0 the FLAME head, 1.. the parts in order (hair, body, mouth parts)
     face_mat: torch.Tensor
     face_shininess: torch.Tensor
     face_backdim: torch.Tensor
@@ -123,6 +124,7 @@ def build_meshes(assets: HeadAssets, scene: SceneParams, resolution: int) -> Sce
     num_f = f.faces.shape[0]
     all_v, all_f = [verts], [f.faces]
     cls = [torch.as_tensor(assets.face_class, dtype=torch.uint8)]
+    part_id = [torch.zeros(num_f, dtype=torch.long)]
     mat = [torch.full((num_f,), MAT_HEAD)]
     shin = [torch.where(torch.as_tensor(assets.face_class == EYES), 300.0, 12.0 / (0.2 + app["skin"]["roughness"]))]
     backdim = [torch.ones(num_f)]
@@ -135,8 +137,9 @@ def build_meshes(assets: HeadAssets, scene: SceneParams, resolution: int) -> Sce
             eye_local[torch.as_tensor(ids)] = t - t.mean(0)
     offset = num_v
     hair_tex = torch.zeros(4, 2, 2)
-    for part in parts:
+    for k, part in enumerate(parts):
         n, m = part.vertices.shape[0], part.faces.shape[0]
+        part_id.append(torch.full((m,), k + 1, dtype=torch.long))
         all_v.append(blend_transforms(transforms, part.weights, part.vertices))
         all_f.append(part.faces + offset)
         cls.append(torch.full((m,), part.cls, dtype=torch.uint8))
@@ -160,7 +163,7 @@ def build_meshes(assets: HeadAssets, scene: SceneParams, resolution: int) -> Sce
         offset += n
     tex_rgb, tex_spec = app_mod.skin_texture(assets, app["skin"], texture_size(resolution))
     return SceneMeshes(
-        vertices=torch.cat(all_v), faces=torch.cat(all_f).long(), face_cls=torch.cat(cls), face_mat=torch.cat(mat),
+        vertices=torch.cat(all_v), faces=torch.cat(all_f).long(), face_cls=torch.cat(cls), face_part=torch.cat(part_id), face_mat=torch.cat(mat),
         face_shininess=torch.cat(shin).float(), face_backdim=torch.cat(backdim), albedo=torch.cat(albedo),
         specular=torch.cat(spec), tangent=torch.cat(tangent),
         eye_local=torch.cat([eye_local, torch.zeros(offset - num_v, 3)]), uv_corners=torch.cat(uvs),
