@@ -45,7 +45,7 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             arr = io.BytesIO()
             np.lib.format.write_array(arr, np.ascontiguousarray(arrays[key]), allow_pickle=False)
-            zf.writestr(info, arr.getvalue())
+            zf.writestr(info, arr.getvalue(), compresslevel=1)  # level 6 took 3x longer for ~5% smaller
     return buf.getvalue()
 
 
@@ -109,7 +109,7 @@ class DatasetWriter:
         buf = io.BytesIO()
         pil = Image.fromarray(image, "RGB")
         if self._pil_format == "PNG":
-            pil.save(buf, format="PNG", compress_level=6)
+            pil.save(buf, format="PNG", compress_level=1)  # 4-5x faster than 6, files ~13% larger
         else:
             pil.save(buf, format="JPEG", quality=95)
         return buf.getvalue()
@@ -173,7 +173,7 @@ class DatasetWriter:
             if bad:
                 raise DatasetError(f"{what}: ground_truth[{bad[0]!r}] must be a numeric array")
             gt_name = f"gt/{stem}.npz"
-            self._write(gt_name, npz_bytes(arrays), compress=True)
+            self._write(gt_name, npz_bytes(arrays), compress=False)  # the .npz members are deflated already
         image_name = f"images/{stem}{self._suffix}"
         self._write(image_name, self._encode(np.ascontiguousarray(img)), compress=False)
         self._items.append(item_record(image=image_name, split=split, camera=cam, flame=fl, landmarks_2d=lmk,
