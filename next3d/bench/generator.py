@@ -159,6 +159,7 @@ def compare_published(G, batch: int, device: str, repeat: int, warmup: int) -> d
     (`torch_utils.compute_policy.PUBLISHED`: reference ops, NCHW, grouped modulated conv,
     fresh outputs), interleaved; plus the largest output difference between the two."""
     from next3d.bench.interleave import interleaved, summarize
+    from next3d.generate import deterministic_rays
     from torch_utils import compute_policy
 
     z, c, flame = _inputs(G, batch, device)
@@ -170,7 +171,7 @@ def compare_published(G, batch: int, device: str, repeat: int, warmup: int) -> d
         with compute_policy.use(compute_policy.PUBLISHED):
             return forward()
 
-    with torch.no_grad():
+    with torch.no_grad(), deterministic_rays(G):  # same ray samples on both sides: comparable outputs
         a, b = forward(), published()
         diff = {k: float((a[k].float() - b[k].float()).abs().max()) for k in ("image", "image_raw", "image_depth")}
         del a, b
