@@ -35,6 +35,7 @@ def gather(build: bool = True) -> dict:
         dev_types = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         for op, per_dev in custom_ops.load_all(dev_types).items():
             ops[op] = {dev: ("compiled (" + st.reason + ")" if st.ok else "reference: " + st.reason)
+                       + (f"; impl='auto' uses {_auto_use(op, dev)}" if st.ok else "")
                        for dev, st in per_dev.items()}
     return {
         "next3d": next3d.__version__,
@@ -48,6 +49,13 @@ def gather(build: bool = True) -> dict:
         "ops": ops,
         "unavailable_modules": missing,
     }
+
+
+def _auto_use(op: str, device_type: str) -> str:
+    """What impl='auto' runs for a built op: the compiled kernel or the reference (and why)."""
+    if custom_ops.auto_choice(op, device_type) == "compiled":
+        return "the compiled kernel"
+    return "the reference (" + custom_ops.AUTO_REASON.get((op, device_type), "measured faster") + ")"
 
 
 def _head_model() -> str:

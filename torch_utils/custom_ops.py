@@ -87,6 +87,74 @@ def _why_cannot_build(cuda: bool) -> Optional[str]:
     return None
 
 
+def _cpu_features() -> set:
+    """Instruction-set flags of this machine's CPU (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _openmp_flags() -> List[str]:
+    """-fopenmp when this torch runs at::parallel_for on OpenMP (its parallel backend), so the
+    kernels' at::parallel_for loops run on torch's threads instead of one."""
+    try:
+        info = torch.__config__.parallel_info()
+    except Exception:  # pragma: no cover - very old torch
+        return []
+    return ["-fopenmp"] if "parallel backend: OpenMP" in info and sys.platform.startswith("linux") else []
+
+
+def cpu_build_flags() -> List[str]:
+    """Compiler flags of the CPU kernels: OpenMP (see `_openmp_flags`) and the vector
+    instructions this machine has (AVX2 + FMA where present). The builds are made on the
+    machine that runs them and the flags are part of the build's hash, so a cache shared
+    with an older CPU builds its own copy instead of loading an unsupported one."""
+    flags = _openmp_flags() + ["-ftree-vectorize"]
+    features = _cpu_features()
+    if {"avx2", "fma"} <= features:
+        flags += ["-mavx2", "-mfma"]
+    return flags
+
+
+def cpu_link_flags() -> List[str]:
+    """Linker flags: libgomp (torch's bundled copy when it has one, the same soname) for OpenMP builds."""
+    if not _openmp_flags():
+        return []
+    lib = Path(torch.__file__).parent / "lib"
+    if (lib / "libgomp.so.1").is_file():
+        return [f"-L{lib}", f"-Wl,-rpath,{lib}", "-l:libgomp.so.1"]
+    return ["-fopenmp"]
+
+
+# impl='auto' on each device: the compiled kernel or the reference, whichever measured
+# faster at the generator's shapes (`next3d bench ops`, figures in the comments). Ops not
+# listed use the compiled kernel where it builds.
+# Measured on a 2-core AVX2 CPU under load (OpenMP build, `next3d bench ops`, generator
+# shapes, batch 1): bias_act compiled/ref 1.6-2.1x faster at 128^2-512^2 (kept compiled);
+# the upfirdn2d filter after an up-convolution 0.42-1.04x and upsample2d 0.69-1.6x of the
+# reference (oneDNN's depthwise convolution), so the CPU takes the reference.
+AUTO_PREFERENCE: Dict[tuple, str] = {("upfirdn2d", "cpu"): "ref"}
+AUTO_REASON: Dict[tuple, str] = {  # (op, device type) -> why the reference is preferred, for `next3d info`
+    ("upfirdn2d", "cpu"): "oneDNN's depthwise convolution measured faster than the C++ kernel at the "
+                          "generator's shapes",
+}
+
+
+def auto_choice(op: str, device_type: str) -> str:
+    """'compiled' or 'ref': what impl='auto' of `op` uses on `device_type` under the current
+    compute policy (`torch_utils.compute_policy`; its ops='ref' forces the reference)."""
+    from torch_utils import compute_policy
+
+    if compute_policy.current().ops == "ref":
+        return "ref"
+    return AUTO_PREFERENCE.get((op, device_type), "compiled")
+
+
 def _source_hash(paths: Sequence[Path], flags: Sequence[str]) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -177,8 +245,12 @@ def load_op(
             return None
 
         cflags = ["-O3", "-std=c++17", *extra_cflags]
+        ldflags: List[str] = []
+        if not cuda:
+            cflags += cpu_build_flags()
+            ldflags += cpu_link_flags()
         cuda_cflags = ["-O3", "--use_fast_math", "-std=c++17", *extra_cuda_cflags]
-        tag = _source_hash(src_paths + hdr_paths, cflags + (cuda_cflags if cuda else []))
+        tag = _source_hash(src_paths + hdr_paths, cflags + ldflags + (cuda_cflags if cuda else []))
         build_dir = build_cache_dir() / f"{name}_{tag}"
         cached = any(build_dir.glob(f"{name}*.so")) or any(build_dir.glob(f"{name}*.pyd"))
         try:
@@ -194,6 +266,7 @@ def load_op(
                     extra_include_paths=[str(CSRC_DIR)],
                     extra_cflags=cflags,
                     extra_cuda_cflags=cuda_cflags if cuda else None,
+                    extra_ldflags=ldflags or None,
                     build_directory=str(build_dir),
                     with_cuda=cuda,
                     verbose=os.environ.get("NEXT3D_OPS_VERBOSE", "") == "1",

@@ -18,6 +18,21 @@ void run_cpu(const BiasActParams& p) {
     T* out = static_cast<T*>(p.out);
     const T alpha = static_cast<T>(p.alpha), gain = static_cast<T>(p.gain), clamp = static_cast<T>(p.clamp);
     const int64_t step = p.step_b;
+    if (b && step == 1 && G == 0) {
+        // Bias along the last dimension (channels-last activations): rows of size_b
+        // elements, each one branch-free loop over the bias vector (vectorisable).
+        const int64_t cols = p.size_b, rows = p.n / cols;
+        at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / cols), [&](int64_t begin, int64_t end) {
+            for (int64_t r = begin; r < end; ++r) {
+                const T* xr = x + r * cols;
+                T* yr = out + r * cols;
+                for (int64_t c = 0; c < cols; ++c) {
+                    yr[c] = bias_act_math::elem<A, 0, T>(xr[c], b[c], T(0), T(0), T(0), alpha, gain, clamp);
+                }
+            }
+        });
+        return;
+    }
     at::parallel_for(0, p.n, 32768, [&](int64_t begin, int64_t end) {
         int64_t i = begin;
         while (i < end) {
@@ -40,9 +55,9 @@ void run_cpu(const BiasActParams& p) {
     });
 }
 
-torch::Tensor bias_act_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor xref, torch::Tensor yref,
-                           torch::Tensor dy, int64_t grad, int64_t dim, int64_t act, double alpha, double gain,
-                           double clamp) {
+torch::Tensor bias_act_cpu_impl(torch::Tensor x, torch::Tensor b, torch::Tensor xref, torch::Tensor yref,
+                                torch::Tensor dy, int64_t grad, int64_t dim, int64_t act, double alpha, double gain,
+                                double clamp, bool inplace) {
     TORCH_CHECK(x.device().is_cpu(), "bias_act_cpu: x must be a CPU tensor");
     TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
                 "bias_act_cpu: x must be float32 or float64, got ", x.scalar_type());
@@ -69,7 +84,7 @@ torch::Tensor bias_act_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor xref,
     TORCH_CHECK(grad == 0 || act <= BA_LRELU || xref.numel() > 0, "bias_act_cpu: this activation's gradient needs xref");
     TORCH_CHECK(grad != 2 || dy.numel() > 0, "bias_act_cpu: the second derivative needs dy");
 
-    torch::Tensor out = torch::empty_like(x, at::MemoryFormat::Contiguous);
+    torch::Tensor out = inplace ? x : torch::empty_like(x, at::MemoryFormat::Contiguous);
     if (x.numel() == 0) return out;
     int64_t step = 1;
     for (int64_t i = dim + 1; i < x.dim(); ++i) step *= x.size(i);
@@ -99,8 +114,22 @@ torch::Tensor bias_act_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor xref,
     return out;
 }
 
+torch::Tensor bias_act_cpu(torch::Tensor x, torch::Tensor b, torch::Tensor xref, torch::Tensor yref,
+                           torch::Tensor dy, int64_t grad, int64_t dim, int64_t act, double alpha, double gain,
+                           double clamp) {
+    return bias_act_cpu_impl(x, b, xref, yref, dy, grad, dim, act, alpha, gain, clamp, false);
+}
+
+// Forward written into x (inference: the caller owns x and records no gradient).
+torch::Tensor bias_act_cpu_inplace(torch::Tensor x, torch::Tensor b, int64_t dim, int64_t act, double alpha,
+                                   double gain, double clamp) {
+    torch::Tensor empty = x.new_empty({0});
+    return bias_act_cpu_impl(x, b, empty, empty, empty, 0, dim, act, alpha, gain, clamp, true);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("bias_act", &bias_act_cpu, "fused bias + activation (+ derivatives) on the CPU");
+    m.def("bias_act_", &bias_act_cpu_inplace, "fused bias + activation written into x (forward, CPU)");
 }

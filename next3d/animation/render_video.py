@@ -11,14 +11,15 @@ What each stage depends on (the generator's forward, `next3d.networks.generator`
 
 * identity only (ws): the UV neural texture `texture_backbone.synthesis(ws[:, 14:])` and
   the static tri-plane `backbone.synthesis(ws[:, :14])` -> cached per ws row
-  (`IdentityCache`, the most recent `identity_cache` rows);
+  (`Next3DGenerator.identity_planes`, an `IdentityPlanes`; the most recent
+  `identity_cache` rows);
 * identity and mesh: texture rasterisation into planes, the mouth module, neural
   blending and the alpha blend -> cached per (ws row, mesh row) pair for the most recent
   `plane_cache` pairs, so an orbit with a fixed expression synthesises its planes once;
 * per frame: volume rendering under the frame's camera and super-resolution.
 
-`compose_planes(G, ws, cache, vertices, landmarks)` equals `G.synthesize_planes(ws, mesh)`
-(a test pins it); `render_frames` yields frames in order, `FrameOutput(index, image
+`compose_planes(G, ws, cache, vertices, landmarks)` (`Next3DGenerator.mesh_planes`) equals
+`G.synthesize_planes(ws, mesh)` (a test pins it); `render_frames` yields frames in order, `FrameOutput(index, image
 (3, H, W) in ~[-1, 1], depth (1, R, R) world units or None)`, on the CPU.
 Rendering uses deterministic depth samples (`next3d.generate.deterministic_rays`) and,
 by default, constant StyleGAN noise, so a frame does not depend on its batch.
@@ -32,6 +33,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
+from next3d.networks.generator import IdentityPlanes as IdentityCache
 from torch_utils.misc import ShapeError, assert_shape
 
 
@@ -100,14 +102,6 @@ class FramePlan:
 
 
 @dataclass(frozen=True)
-class IdentityCache:
-    """What depends on the identity only: texture (B, C, T, T) UV space, static planes (B, 3, C, P, P)."""
-
-    texture: torch.Tensor
-    static: torch.Tensor
-
-
-@dataclass(frozen=True)
 class FrameOutput:
     """One rendered frame (CPU, float32): image (3, H, W) ~[-1, 1]; depth (1, R, R) or None."""
 
@@ -126,47 +120,25 @@ class RenderStats:
     render_calls: int = 0
 
 
-def _fit_ws(ws: torch.Tensor, count: int) -> torch.Tensor:
-    from next3d.networks.generator import fit_ws
-
-    return fit_ws(ws, count)
-
-
 def identity_planes(G: torch.nn.Module, ws: torch.Tensor, **synthesis_kwargs) -> IdentityCache:
-    """ws (B, num_ws, w_dim) -> IdentityCache of the texture and static planes."""
-    assert_shape(ws, [None, G.num_ws, G.w_dim], "ws")
-    kwargs = dict(synthesis_kwargs)
-    kwargs.setdefault("update_emas", False)
-    cfg = G.config
-    b = ws.shape[0]
-    texture = G.texture_backbone.synthesis(ws[:, G.num_ws_eg3d:], **kwargs)
-    static = G.backbone.synthesis(ws[:, :G.num_ws_eg3d], **kwargs)
-    static = static.reshape(b, 3, cfg.plane_channels, cfg.static.resolution, cfg.static.resolution)
-    return IdentityCache(texture=texture, static=static)
+    """ws (B, num_ws, w_dim) -> the texture and static planes (`Next3DGenerator.identity_planes`)."""
+    return G.identity_planes(ws, **synthesis_kwargs)
 
 
 def compose_planes(G: torch.nn.Module, ws: torch.Tensor, identity: IdentityCache, vertices: torch.Tensor,
                    landmarks: torch.Tensor, **synthesis_kwargs) -> torch.Tensor:
-    """The per-mesh stages -> blended tri-planes (B, 3, C, P, P), equal to `G.synthesize_planes`.
+    """The per-mesh stages -> blended tri-planes (B, 3, C, P, P), equal to `G.synthesize_planes`
+    (`Next3DGenerator.mesh_planes`).
 
-    ws (B, num_ws, w_dim); identity from `identity_planes(G, ws)`; vertices (B, V, 3),
-    landmarks (B, 68, 3) FLAME space.
+    ws (B, num_ws, w_dim) (replaces `identity.ws`: the rows may come from a cache);
+    identity from `identity_planes(G, ws)`; vertices (B, V, 3), landmarks (B, 68, 3) FLAME space.
     """
     assert_shape(ws, [None, G.num_ws, G.w_dim], "ws")
     b = ws.shape[0]
     assert_shape(vertices, [b, G.flame.num_vertices, 3], "vertices")
     assert_shape(landmarks, [b, 68, 3], "landmarks")
-    assert_shape(identity.texture, [b, None, None, None], "identity texture")
-    kwargs = dict(synthesis_kwargs)
-    kwargs.setdefault("update_emas", False)
-    ws_eg3d = ws[:, :G.num_ws_eg3d]
-    texture = identity.texture
-    dynamic = G.texture_planes(vertices.to(texture.dtype), landmarks.to(texture.dtype), texture)
-    front = G._mouth(dynamic.planes[:, 0], landmarks, ws_eg3d, **kwargs)
-    front = G.neural_blending.synthesis(front, _fit_ws(ws_eg3d, G.neural_blending.num_ws), **kwargs)
-    dynamic_planes = torch.cat([front.unsqueeze(1), dynamic.planes[:, 1:]], dim=1)
-    alpha = dynamic.alphas
-    return dynamic_planes * alpha + identity.static * (1.0 - alpha)
+    identity = IdentityCache(ws=ws, texture=identity.texture, static=identity.static)
+    return G.mesh_planes(identity, {"vertices": vertices, "landmarks": landmarks}, **synthesis_kwargs)
 
 
 class _LRU:
@@ -205,9 +177,8 @@ def _planes_for(G, plan: FramePlan, pairs: List[Tuple[int, int]], id_cache: _LRU
             ident = identity_planes(G, plan.ws[torch.tensor(need_id)].to(device), **kwargs)
             stats.identities += len(need_id)
             for j, w in enumerate(need_id):
-                id_cache.put(w, IdentityCache(ident.texture[j:j + 1], ident.static[j:j + 1]))
-        idents = [id_cache.get(p[0]) for p in missing]
-        ident = IdentityCache(torch.cat([i.texture for i in idents]), torch.cat([i.static for i in idents]))
+                id_cache.put(w, ident.select(torch.tensor([j], device=ident.ws.device)))
+        ident = IdentityCache.cat([id_cache.get(p[0]) for p in missing])
         wi = torch.tensor([p[0] for p in missing])
         mi = torch.tensor([p[1] for p in missing])
         planes = compose_planes(G, plan.ws[wi].to(device), ident, plan.vertices[mi].to(device),

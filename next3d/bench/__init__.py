@@ -15,7 +15,7 @@ from typing import Callable, Dict, List
 
 import torch
 
-_ALL_TOPICS = ("ops", "flame", "raster", "generator", "train")
+_ALL_TOPICS = ("ops", "flame", "raster", "generator", "video", "train")
 TOPICS = tuple(t for t in _ALL_TOPICS if importlib.util.find_spec(f"next3d.bench.{t}") is not None)
 
 
@@ -45,13 +45,36 @@ def default_devices() -> List[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def run_topics(topics, devices, quick, preset=None) -> Dict[str, dict]:
-    """Run each topic; `preset` goes to the topics whose run() takes one (train)."""
+def compare_topics() -> tuple:
+    """Topics whose run() takes `compare` (`--compare published-loop`)."""
+    import inspect
+
+    out = []
+    for topic in TOPICS:
+        module = importlib.import_module(f"next3d.bench.{topic}")
+        if "compare" in inspect.signature(module.run).parameters:
+            out.append(topic)
+    return tuple(out)
+
+
+def run_topics(topics, devices, quick, preset=None, compare=None) -> Dict[str, dict]:
+    """Run each topic; `preset` goes to the topics whose run() takes one (train: `preset`;
+    generator, video: `presets`), `compare` to those that take it (the others are an error)."""
     import inspect
 
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "devices": devices}
     for topic in topics:
         module = importlib.import_module(f"next3d.bench.{topic}")
-        kwargs = {"preset": preset} if "preset" in inspect.signature(module.run).parameters else {}
+        params = inspect.signature(module.run).parameters
+        kwargs = {}
+        if preset is not None and "preset" in params:
+            kwargs["preset"] = preset
+        elif preset is not None and "presets" in params:
+            kwargs["presets"] = [preset]
+        if compare is not None:
+            if "compare" not in params:
+                raise ValueError(f"bench {topic}: --compare is not available (topics with it: "
+                                 f"{', '.join(compare_topics())})")
+            kwargs["compare"] = compare
         out[topic] = module.run(devices=devices, quick=quick, **kwargs)
     return out

@@ -154,7 +154,62 @@ def _plan(preset: str, device: str, quick: bool) -> List[Tuple[int, int, int]]:
     return [(1, 5, 1), (8, 3, 1)]
 
 
-def run(devices: List[str], quick: bool, presets: Optional[List[str]] = None) -> dict:
+def compare_published(G, batch: int, device: str, repeat: int, warmup: int) -> dict:
+    """One image at `batch`: the project's forward against the published arrangement
+    (`torch_utils.compute_policy.PUBLISHED`: reference ops, NCHW, grouped modulated conv,
+    fresh outputs), interleaved; plus the largest output difference between the two."""
+    from next3d.bench.interleave import interleaved, summarize
+    from next3d.generate import deterministic_rays
+    from torch_utils import compute_policy
+
+    z, c, flame = _inputs(G, batch, device)
+
+    def forward():
+        return G(z, c, flame, truncation_psi=0.7, truncation_cutoff=14, noise_mode="const")
+
+    def published():
+        with compute_policy.use(compute_policy.PUBLISHED):
+            return forward()
+
+    with torch.no_grad(), deterministic_rays(G):  # same ray samples on both sides: comparable outputs
+        a, b = forward(), published()
+        diff = {k: float((a[k].float() - b[k].float()).abs().max()) for k in ("image", "image_raw", "image_depth")}
+        del a, b
+        times = interleaved({"project": forward, "published": published}, device, repeat=repeat, warmup=warmup)
+    out = {"batch": batch, **summarize(times, per=batch), "max_abs_difference": diff}
+    out["images_per_s"] = round(batch / out["project_s"], 4)
+    out["published_images_per_s"] = round(batch / out["published_s"], 4)
+    return out
+
+
+def run_compare(devices: List[str], quick: bool, presets: Optional[List[str]] = None,
+                batches: Optional[List[int]] = None) -> dict:
+    """`--compare published-loop`: see `compare_published`. Full: `ffhq512` at batch 1 and 4,
+    3 interleaved repeats after one warm-up round (the warm-up also builds the ops);
+    quick: `tiny`, batch 1 and 2, one repeat."""
+    from next3d.bench.interleave import load_note
+    from next3d.checkpoint import build_generator
+    from next3d.presets import get_preset
+
+    presets = presets or (["tiny"] if quick else ["ffhq512"])
+    batches = batches or ([1, 2] if quick else [1, 4])
+    out = {"what": "generator forward, project path vs the published arrangement (reference ops, NCHW, "
+                   "grouped modulated conv), interleaved; ratio = published_s / project_s",
+           "load": load_note(), "results": {}}
+    for preset in presets:
+        entry = {}
+        for device in devices:
+            G = build_generator(get_preset(preset), seed=0, device=device).eval()
+            entry[device] = [compare_published(G, batch, device, repeat=1 if quick else 3, warmup=1)
+                             for batch in batches]
+            del G
+        out["results"][preset] = entry
+    return out
+
+
+def run(devices: List[str], quick: bool, presets: Optional[List[str]] = None, compare: Optional[str] = None) -> dict:
+    if compare is not None:
+        return run_compare(devices, quick, presets=presets)
     from next3d.checkpoint import build_generator
     from next3d.networks.generator import parameter_counts
     from next3d.presets import get_preset

@@ -97,6 +97,59 @@ def _conv_resample(device: str, size, repeat: int) -> Dict[str, dict]:
     return {"conv2d_resample up=2 3x3": _compare(definition, fused, device, repeat, x.shape)}
 
 
+# Shapes the ffhq512 generator gives the ops (batch 1): bias_act after the 3x3 convs, the
+# filter after a transposed up-convolution (padding 1, output 2r from 2r+1), the image
+# upsampling of the skip connections.
+GENERATOR_SHAPES = {
+    "bias_act lrelu": [(1, 512, 64, 64), (1, 256, 128, 128), (1, 128, 256, 256), (1, 128, 512, 512)],
+    "filter after up-conv": [(1, 512, 65, 65), (1, 256, 129, 129), (1, 128, 257, 257)],
+    "upsample2d image": [(1, 96, 128, 128), (1, 32, 128, 128)],
+}
+QUICK_SHAPES = {
+    "bias_act lrelu": [(1, 64, 32, 32)],
+    "filter after up-conv": [(1, 32, 33, 33)],
+    "upsample2d image": [(1, 8, 32, 32)],
+}
+
+
+def _generator_shapes(device: str, dev_type: str, quick: bool, repeat: int) -> Dict[str, dict]:
+    """Compiled kernel vs reference at the generator's own shapes, NCHW (inference, no grad),
+    and what impl='auto' picks; `auto_s` is the time of impl='auto'."""
+    out: Dict[str, dict] = {}
+    impl = _IMPL[dev_type]
+    shapes = QUICK_SHAPES if quick else GENERATOR_SHAPES
+    f = upfirdn2d.setup_filter([1, 3, 3, 1], device=device)
+    have_ba = bias_act._LOADERS[dev_type]() is not None
+    have_up = upfirdn2d._LOADERS[dev_type]() is not None
+    for shape in shapes["bias_act lrelu"]:
+        if not have_ba:
+            break
+        x = torch.randn(*shape, device=device)
+        b = torch.randn(shape[1], device=device)
+        entry = _compare(lambda: bias_act.bias_act(x, b, act="lrelu", gain=2 ** 0.5, clamp=256, impl="ref"),
+                         lambda: bias_act.bias_act(x, b, act="lrelu", gain=2 ** 0.5, clamp=256, impl=impl),
+                         device, repeat, shape)
+        entry["auto_uses"] = custom_ops.auto_choice("bias_act", dev_type)
+        out[f"bias_act lrelu {tuple(shape)}"] = entry
+    for shape in shapes["filter after up-conv"]:
+        if not have_up:
+            break
+        x = torch.randn(*shape, device=device)
+        entry = _compare(lambda: upfirdn2d.upfirdn2d(x, f, padding=1, gain=4, impl="ref"),
+                         lambda: upfirdn2d.upfirdn2d(x, f, padding=1, gain=4, impl=impl), device, repeat, shape)
+        entry["auto_uses"] = custom_ops.auto_choice("upfirdn2d", dev_type)
+        out[f"upfirdn2d filter {tuple(shape)}"] = entry
+    for shape in shapes["upsample2d image"]:
+        if not have_up:
+            break
+        x = torch.randn(*shape, device=device)
+        entry = _compare(lambda: upfirdn2d.upsample2d(x, f, impl="ref"), lambda: upfirdn2d.upsample2d(x, f, impl=impl),
+                         device, repeat, shape)
+        entry["auto_uses"] = custom_ops.auto_choice("upfirdn2d", dev_type)
+        out[f"upsample2d {tuple(shape)}"] = entry
+    return out
+
+
 def run(devices: List[str], quick: bool) -> dict:
     size = (2, 128, 32) if quick else (8, 512, 64)
     repeat = 3 if quick else 5
@@ -108,6 +161,7 @@ def run(devices: List[str], quick: bool) -> dict:
         with torch.no_grad():
             per.update(_upfirdn(device, dev_type, size, repeat))
             per.update(_conv_resample(device, size, repeat))
+            per.update(_generator_shapes(device, dev_type, quick, repeat))
         result[device] = per
         for name, entry in per.items():
             if entry.get("compiled_s") is None:

@@ -4,7 +4,10 @@ Each phase (G main, G reg = density, D main, D reg = R1) is timed on its own (me
 repeats, after a warm-up) at the preset's training batch on one process, with random
 images and labels of the preset's resolution (no data set needed). The step time counts
 the regularisers at their intervals: G_main + D_main + G_reg / g_interval + D_reg / d_interval.
-Reports images/s of that step, the share of each phase, and peak memory (CUDA: allocator
+With `compare='published-loop'` every phase is timed interleaved under the project's compute
+policy and under `torch_utils.compute_policy.PUBLISHED` (the published loop has the same
+phases, intervals and flattened gradient clean-up; it differs in the ops and layouts), and
+the step of each is reported with the ratio. Reports images/s of that step, the share of each phase, and peak memory (CUDA: allocator
 peak; CPU: growth of the process's maximum resident set).
 """
 
@@ -35,7 +38,26 @@ def _fake_data(G, batch: int, resolution: int, device):
     return labels, real
 
 
-def run(devices: List[str], quick: bool, preset: Optional[str] = None) -> dict:
+def _compare_phases(built, run_phase_fn, repeat: int, device: str) -> dict:
+    """Each phase under the project's compute policy and the published one, interleaved."""
+    from next3d.bench.interleave import interleaved, summarize
+    from torch_utils import compute_policy
+
+    out = {}
+    for phase in ("G_main", "G_reg", "D_main", "D_reg"):
+        def project(phase=phase):
+            run_phase_fn(phase)
+
+        def published(phase=phase):
+            with compute_policy.use(compute_policy.PUBLISHED):
+                run_phase_fn(phase)
+
+        out[phase] = summarize(interleaved({"project": project, "published": published}, device, repeat=repeat,
+                                           warmup=1))
+    return out
+
+
+def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: Optional[str] = None) -> dict:
     from training import loop
     from training.config import resolve_run_config
     from training.distributed import DistEnv
@@ -43,7 +65,9 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None) -> dict:
     from training.setup import build_networks
 
     presets = [preset] if preset else ["tiny"]
-    out = {"results": {}}
+    from next3d.bench.interleave import load_note
+
+    out = {"results": {}, "load": load_note()}
     for name in presets:
         rc = resolve_run_config(name)
         cfg = rc.training
@@ -58,11 +82,29 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None) -> dict:
             if device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
             rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            built.nets.cfg = cfg.replace(batch=batch)
+
+            def run_phase_fn(phase):
+                loop.run_phase(built, phase, 0, sched, [real], [0], labels, env, state, batch)
+
+            if compare is not None:
+                phases = _compare_phases(built, run_phase_fn, 1 if quick else 3, device)
+                weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),
+                           "D_reg": 1 / max(cfg.d_reg_interval, 1)}
+                step = {k: sum(phases[p][f"{k}_s"] * w for p, w in weights.items()) for k in ("project", "published")}
+                out["results"][f"{name}/{device}"] = {
+                    "batch": batch, "threads": torch.get_num_threads(), "phases": phases,
+                    "step_s": {k: round(v, 4) for k, v in step.items()},
+                    "images_per_s": round(batch / step["project"], 3),
+                    "published_images_per_s": round(batch / step["published"], 3),
+                    "ratio": round(step["published"] / step["project"], 3),
+                    "note": "step = G_main + D_main + G_reg / g_reg_interval + D_reg / d_reg_interval from the "
+                            "phase medians; published = the same phases under compute_policy.PUBLISHED",
+                }
+                continue
             for phase in ("G_main", "G_reg", "D_main", "D_reg"):
-                def fn(phase=phase):
-                    loop.run_phase(built, phase, 0, sched, [real], [0], labels, env, state, batch)
-                built.nets.cfg = cfg.replace(batch=batch)
-                times[phase] = time_fn(fn, device, repeat=1 if quick else 3, warmup=1)
+                times[phase] = time_fn(lambda phase=phase: run_phase_fn(phase), device, repeat=1 if quick else 3,
+                                       warmup=1)
             step = (times["G_main"] + times["D_main"] + times["G_reg"] / max(cfg.g_reg_interval, 1)
                     + times["D_reg"] / max(cfg.d_reg_interval, 1))
             weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),

@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from next3d.demo.controls import DemoControls, DemoError
+from next3d.networks.generator import IdentityPlanes
 from torch_utils.misc import assert_shape
 
 TRUNCATION_CUTOFF = 14
@@ -65,13 +66,9 @@ class _LRU:
         return key in self._items
 
 
-@dataclass(frozen=True)
-class Identity:
-    """What depends only on (seed, truncation), batch 1, on the generator's device."""
-
-    ws: torch.Tensor  # (1, num_ws, w_dim)
-    texture: torch.Tensor  # (1, C, T, T) UV-space neural texture.
-    static: torch.Tensor  # (1, 3, C, P, P) static tri-plane.
+# What depends only on (seed, truncation), batch 1, on the generator's device:
+# ws (1, num_ws, w_dim), texture (1, C, T, T), static (1, 3, C, P, P).
+Identity = IdentityPlanes
 
 
 @dataclass(frozen=True)
@@ -136,11 +133,7 @@ class DemoEngine:
         G = self.G
         z = seeds_to_z([controls.seed], G.z_dim).to(self.device)
         ws = G.mapping(z, self._c_cond, truncation_psi=controls.truncation, truncation_cutoff=TRUNCATION_CUTOFF)
-        kwargs = dict(noise_mode=NOISE_MODE, update_emas=False)
-        texture = G.texture_backbone.synthesis(ws[:, G.num_ws_eg3d:], **kwargs)
-        channels, res = G.config.plane_channels, G.config.static.resolution
-        static = G.backbone.synthesis(ws[:, :G.num_ws_eg3d], **kwargs).reshape(1, 3, channels, res, res)
-        ident = Identity(ws=ws, texture=texture, static=static)
+        ident = G.identity_planes(ws, noise_mode=NOISE_MODE)
         self._identities.put(key, ident)
         return ident, False
 
@@ -152,20 +145,10 @@ class DemoEngine:
 
     def blend_planes(self, ident: Identity, mesh: Dict[str, torch.Tensor]) -> torch.Tensor:
         """Blended tri-planes (1, 3, C, P, P) from a cached identity and a mesh; the same
-        composition as `Next3DGenerator.synthesize_planes` without the identity networks."""
-        from next3d.networks.generator import fit_ws
-
+        composition as `Next3DGenerator.synthesize_planes` without the identity networks
+        (`Next3DGenerator.mesh_planes`)."""
         G = self.G
-        kwargs = dict(noise_mode=NOISE_MODE, update_emas=False)
-        vertices, landmarks = mesh["vertices"], mesh["landmarks"]
-        ws_eg3d = ident.ws[:, :G.num_ws_eg3d]
-        texture = ident.texture
-        dynamic = G.texture_planes(vertices.to(texture.dtype), landmarks.to(texture.dtype), texture)
-        front = G._mouth(dynamic.planes[:, 0], landmarks, ws_eg3d, **kwargs)
-        front = G.neural_blending.synthesis(front, fit_ws(ws_eg3d, G.neural_blending.num_ws), **kwargs)
-        dynamic_planes = torch.cat([front.unsqueeze(1), dynamic.planes[:, 1:]], dim=1)
-        alpha = dynamic.alphas
-        planes = dynamic_planes * alpha + ident.static * (1.0 - alpha)
+        planes = G.mesh_planes(ident, mesh, noise_mode=NOISE_MODE)
         assert_shape(planes, [1, 3, G.config.plane_channels, None, None], "planes")
         return planes
 

@@ -3,13 +3,19 @@
     ws       = backbone.mapping(z, c)                (B, num_ws, w_dim): eg3d ws | texture ws
     mesh     = FLAME(flame parameters)               vertices (B, V, 3), landmarks (B, 68, 3)
     texture  = texture_backbone.synthesis(ws_tex)    (B, C, T, T) UV-space neural texture
+    static   = backbone.synthesis(ws_eg3d)           (B, 3 * C, P, P) -> (B, 3, C, P, P)
     dynamic  = texture_planes(mesh, texture)         planes (B, 3, C, P, P), alphas (B, 3, 1, P, P)
     front    = paste(mouth_backbone(crop(front)))    lips re-synthesised (eg3d ws)
     front    = neural_blending(front)                (eg3d ws)
-    static   = backbone.synthesis(ws_eg3d)           (B, 3 * C, P, P) -> (B, 3, C, P, P)
     planes   = dynamic * alpha + static * (1 - alpha)
     render   = renderer(planes, decoder, c, R)       features (B, F, R, R) in ~(-1, 1), depth
     image    = superresolution(features[:, :3], features, ws_eg3d)
+
+The planes split in two public parts: `identity_planes(ws)` (texture and static planes,
+once per latent) and `mesh_planes(identity, flame)` (rasterisation, mouth, blending, once
+per expression / FLAME frame); `synthesize_planes` is their composition and
+`synthesis(..., planes=...)` renders planes made earlier, so a camera-only orbit reuses
+them entirely.
 
 Shapes for the published FFHQ-512 model: C = 32, T = P = 256, R = 64, F = 32, output 512².
 Top-level module names follow the published checkpoint (`backbone`, `texture_backbone`,
@@ -24,7 +30,8 @@ parameters (`shape`, `expression`, `pose`, `neck`, `jaw`, `left_eye`, `right_eye
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -43,6 +50,25 @@ from torch_utils.ops.grid_sample_gradfix import grid_sample as grid_sample_gradf
 
 FLAME_PARAM_KEYS = ("shape", "expression", "pose", "neck", "jaw", "left_eye", "right_eye")
 FlameInput = Union[FlameOutput, Mapping[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class IdentityPlanes:
+    """What the planes take from the latent alone (`Next3DGenerator.identity_planes`)."""
+
+    ws: torch.Tensor  # (B, num_ws, w_dim) the latents these were made from.
+    texture: torch.Tensor  # (B, C, T, T) UV-space neural texture.
+    static: torch.Tensor  # (B, 3, C, P, P) static tri-plane.
+
+    def select(self, index: torch.Tensor) -> "IdentityPlanes":
+        """Rows `index` (K,) int64 of every field -> IdentityPlanes of batch K."""
+        return IdentityPlanes(ws=self.ws[index], texture=self.texture[index], static=self.static[index])
+
+    @staticmethod
+    def cat(parts: Sequence["IdentityPlanes"]) -> "IdentityPlanes":
+        """Concatenate along the batch."""
+        return IdentityPlanes(ws=torch.cat([p.ws for p in parts]), texture=torch.cat([p.texture for p in parts]),
+                              static=torch.cat([p.static for p in parts]))
 
 
 def fit_ws(ws: torch.Tensor, count: int) -> torch.Tensor:
@@ -160,38 +186,68 @@ class Next3DGenerator(torch.nn.Module):
 
     # ------------------------------------------------------------------ planes
 
-    def _mouth(self, front: torch.Tensor, landmarks: torch.Tensor, ws: torch.Tensor, **synthesis_kwargs):
-        """Re-synthesise the lip region of the front plane (B, C, P, P)."""
+    def mouth_front(self, front: torch.Tensor, landmarks: torch.Tensor, ws_eg3d: torch.Tensor,
+                    **synthesis_kwargs) -> torch.Tensor:
+        """Re-synthesise the lip region of the front plane: front (B, C, P, P), landmarks
+        (B, 68, 3) FLAME space, ws_eg3d (B, num_ws_eg3d, w_dim) -> front (B, C, P, P)."""
         box = mouth_region.lip_box(landmarks, self.config.render.box_warp)
         scale = self.config.mouth.crop_scale / mouth_region.LIP_BOX_SCALE
         if scale != 1.0:
             box = torch.cat([box[:, :2], box[:, 2:] * scale], dim=1)
         crop_size = self.config.mouth.crop_size
         crop = mouth_region.crop_mouth(front, box, size=crop_size)
-        mouth = self.mouth_backbone.synthesis(crop, fit_ws(ws, self.mouth_backbone.num_ws), **synthesis_kwargs)
+        mouth = self.mouth_backbone.synthesis(crop, fit_ws(ws_eg3d, self.mouth_backbone.num_ws), **synthesis_kwargs)
         # As published: the network's full-size output is resized once, straight to the box.
         return mouth_region.paste_mouth(front, mouth, box)
 
-    def synthesize_planes(self, ws: torch.Tensor, flame: FlameInput, update_emas: bool = False,
-                          **synthesis_kwargs) -> torch.Tensor:
-        """ws (B, num_ws, w_dim) and FLAME input -> blended tri-planes (B, 3, C, P, P)."""
+    def identity_planes(self, ws: torch.Tensor, update_emas: bool = False, **synthesis_kwargs) -> IdentityPlanes:
+        """The part of the planes that depends on the latent only (computed once per ws):
+        ws (B, num_ws, w_dim) -> IdentityPlanes(ws, texture (B, C, T, T) UV space,
+        static (B, 3, C, P, P))."""
         assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
         batch, channels, res = ws.shape[0], self.config.plane_channels, self.config.static.resolution
-        ws_eg3d, ws_texture = ws[:, :self.num_ws_eg3d], ws[:, self.num_ws_eg3d:]
+        kwargs = dict(synthesis_kwargs, update_emas=update_emas)
+        texture = self.texture_backbone.synthesis(ws[:, self.num_ws_eg3d:], **kwargs)
+        static = self.backbone.synthesis(ws[:, :self.num_ws_eg3d], **kwargs).reshape(batch, 3, channels, res, res)
+        return IdentityPlanes(ws=ws, texture=texture, static=static)
+
+    def mesh_planes(self, identity: IdentityPlanes, flame: FlameInput, update_emas: bool = False,
+                    **synthesis_kwargs) -> torch.Tensor:
+        """The per-mesh part (per expression / FLAME frame) on top of `identity_planes`:
+        texture rasterisation, mouth, neural blending, alpha blend -> planes (B, 3, C, P, P).
+
+        `identity` rows pair with the mesh rows (batch B each); the result equals
+        `synthesize_planes(identity.ws, flame)`.
+        """
+        ws = identity.ws
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "identity ws")
+        batch = ws.shape[0]
+        assert_shape(identity.texture, [batch, self.config.plane_channels, None, None], "identity texture")
+        assert_shape(identity.static, [batch, 3, self.config.plane_channels, None, None], "identity static")
         vertices, landmarks = self.head_mesh(flame)
         if vertices.shape[0] != batch:
             raise ShapeError(f"flame: batch {vertices.shape[0]} differs from the ws batch {batch}")
         kwargs = dict(synthesis_kwargs, update_emas=update_emas)
-
-        texture = self.texture_backbone.synthesis(ws_texture, **kwargs)
+        ws_eg3d = ws[:, :self.num_ws_eg3d]
+        texture = identity.texture
         dynamic = self.texture_planes(vertices.to(texture.dtype), landmarks.to(texture.dtype), texture)
-        front = self._mouth(dynamic.planes[:, 0], landmarks, ws_eg3d, **kwargs)
+        front = self.mouth_front(dynamic.planes[:, 0], landmarks, ws_eg3d, **kwargs)
         front = self.neural_blending.synthesis(front, fit_ws(ws_eg3d, self.neural_blending.num_ws), **kwargs)
         dynamic_planes = torch.cat([front.unsqueeze(1), dynamic.planes[:, 1:]], dim=1)
-
-        static = self.backbone.synthesis(ws_eg3d, **kwargs).reshape(batch, 3, channels, res, res)
         alpha = dynamic.alphas
-        return dynamic_planes * alpha + static * (1.0 - alpha)
+        return dynamic_planes * alpha + identity.static * (1.0 - alpha)
+
+    def synthesize_planes(self, ws: torch.Tensor, flame: FlameInput, update_emas: bool = False,
+                          **synthesis_kwargs) -> torch.Tensor:
+        """ws (B, num_ws, w_dim) and FLAME input -> blended tri-planes (B, 3, C, P, P):
+        `mesh_planes(identity_planes(ws), flame)`."""
+        assert_shape(ws, [None, self.num_ws, self.w_dim], "ws")
+        vertices, landmarks = self.head_mesh(flame)  # bad FLAME input fails before any network runs
+        if vertices.shape[0] != ws.shape[0]:
+            raise ShapeError(f"flame: batch {vertices.shape[0]} differs from the ws batch {ws.shape[0]}")
+        identity = self.identity_planes(ws, update_emas=update_emas, **synthesis_kwargs)
+        return self.mesh_planes(identity, {"vertices": vertices, "landmarks": landmarks}, update_emas=update_emas,
+                                **synthesis_kwargs)
 
     # ------------------------------------------------------------------ rendering
 

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from torch_utils import compute_policy
 from torch_utils.misc import ShapeError, assert_shape
 from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
 
@@ -87,6 +88,13 @@ def modulated_conv2d(
         weight = weight * (1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
+    policy = compute_policy.current()
+    inplace = policy.inplace and not (torch.is_grad_enabled() and
+                                      (x.requires_grad or weight.requires_grad or styles.requires_grad))
+    if fused_modconv and policy.modconv == "auto" and _prefer_shared_weight(x, weight, up, down):
+        return _modconv_shared_weight(x, weight, styles, noise, up, down, padding, resample_filter, demodulate,
+                                      flip_weight, inplace)
+
     w = None
     dcoefs = None
     if demodulate or fused_modconv:
@@ -118,7 +126,51 @@ def modulated_conv2d(
     )
     x = x.reshape(batch_size, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise.to(x.dtype)
+        x = x.add_(noise.to(x.dtype)) if inplace else x + noise.to(x.dtype)
+    return x
+
+
+def _prefer_shared_weight(x: torch.Tensor, weight: torch.Tensor, up: int, down: int) -> bool:
+    """Whether the shared-weight form beats one grouped convolution (CPU inference).
+
+    The grouped form builds per-sample weights (three passes over B x O x I x k x k) and
+    runs a B-group convolution, which oneDNN runs as B small convolutions; the shared
+    form scales the input and the output instead (about I x H x W + O x H' x W' elements)
+    and runs one batched convolution. Batch > 1: always shared; batch 1: shared when the
+    activations are smaller than twice the weight.
+    """
+    if x.device.type != "cpu":
+        return False
+    batch = x.shape[0]
+    if batch > 1:
+        return True
+    out_channels, in_channels, kh, kw = weight.shape
+    h, w = x.shape[2], x.shape[3]
+    act = in_channels * h * w + out_channels * h * w * (up * up) // (down * down)
+    return act < 2 * out_channels * in_channels * kh * kw
+
+
+def _modconv_shared_weight(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight,
+                           inplace):
+    """Modulated conv with the shared weight: conv(x * s, W) * d (+ noise), where the
+    demodulation d[b, o] = rsqrt(sum_i s[b, i]^2 sum_k W[o, i, k]^2 + 1e-8) is one small
+    matrix product instead of a pass over per-sample weights. Same function as the grouped form."""
+    batch_size = x.shape[0]
+    x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
+    x = conv2d_resample.conv2d_resample(
+        x=x, w=weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight
+    )
+    if demodulate:
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # (B, O)
+        dcoefs = dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
+        if inplace:
+            x.mul_(dcoefs)
+        elif noise is None:
+            return x * dcoefs
+        else:
+            return fma.fma(x, dcoefs, noise.to(x.dtype))
+    if noise is not None:
+        x = x.add_(noise.to(x.dtype)) if inplace else x + noise.to(x.dtype)
     return x
 
 
@@ -225,7 +277,7 @@ class Conv2dLayer(torch.nn.Module):
         )
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act.bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
+        return bias_act.bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp, inplace=True)
 
     def extra_repr(self) -> str:
         return (

@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 
+from torch_utils import compute_policy
 from torch_utils.misc import assert_shape
 from torch_utils.ops import bias_act, upfirdn2d
 
@@ -109,7 +110,8 @@ class SynthesisLayer(torch.nn.Module):
         )
         act_gain = self.act_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp)
+        return bias_act.bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=act_gain, clamp=act_clamp,
+                                 inplace=True)
 
     def extra_repr(self) -> str:
         return (
@@ -148,7 +150,7 @@ class ToRGBLayer(torch.nn.Module):
         assert_shape(w, [x.shape[0], self.w_dim], "ToRGBLayer w")
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x=x, weight=self.weight, styles=styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return bias_act.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp, inplace=True)
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}"
@@ -234,14 +236,16 @@ class SynthesisBlock(torch.nn.Module):
         w_iter = iter(ws.unbind(dim=1))
         dtype = block_dtype(self.use_fp16, ws.device, force_fp32)
         memory_format = torch.channels_last if (self.channels_last and dtype == torch.float16) else torch.contiguous_format
+        if dtype == torch.float32 and ws.device.type == "cpu" and compute_policy.current().channels_last:
+            memory_format = torch.channels_last  # oneDNN's fast layout; same values (compute_policy)
         if fused_modconv is None:
             fused_modconv = self.fused_modconv_default
         if fused_modconv == "inference_only":
             fused_modconv = not self.training
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = x.contiguous(memory_format=memory_format)
         else:
             if x is None:
                 raise ValueError(f"SynthesisBlock b{self.resolution}: x is None but the block expects features")

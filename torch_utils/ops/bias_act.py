@@ -16,8 +16,11 @@ same. Activations and their default `alpha` / `gain`:
 Implementations (`impl`): 'ref' is plain PyTorch (`_bias_act_ref`); 'cpp' a C++ kernel
 for float32/float64 CPU tensors; 'cuda' a CUDA kernel for float16/32/64 CUDA tensors;
 'auto' takes the compiled one for the tensor's device and dtype when it is available
-(built on first use through `torch_utils.custom_ops.load_op`) and the reference
-otherwise. The compiled gradient is itself an autograd Function built from the same
+(built on first use through `torch_utils.custom_ops.load_op`) and
+`custom_ops.auto_choice` prefers it on that device, else the reference. `inplace=True`
+lets the forward write into `x` when autograd records nothing (inference); channels-last
+inputs stay channels-last (the compiled kernel reads them as NHWC without a copy).
+The compiled gradient is itself an autograd Function built from the same
 kernel, so second derivatives (R1 penalties) work for tanh, sigmoid, elu, selu,
 softplus and swish; for linear, relu and lrelu the second derivative is zero almost
 everywhere and is returned as such.
@@ -153,6 +156,8 @@ def _compiled_module(impl: str, x: torch.Tensor):
     if impl == "auto":
         if dev not in _LOADERS or x.dtype not in _COMPILED_DTYPES[dev]:
             return None
+        if custom_ops.auto_choice("bias_act", dev) != "compiled":
+            return None
         return _LOADERS[dev]()
     want = "cpu" if impl == "cpp" else "cuda"
     if dev != want:
@@ -167,7 +172,34 @@ def _compiled_module(impl: str, x: torch.Tensor):
     return module
 
 
-def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, impl="auto"):
+def _records_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _bias_act_inplace_ref(x, b, dim, act, alpha, gain, clamp):
+    """`_bias_act_ref` written into `x` (no autograd); any memory layout."""
+    if b is not None:
+        x.add_(b.reshape([-1 if i == dim else 1 for i in range(x.ndim)]))
+    if act == "lrelu":
+        torch.nn.functional.leaky_relu_(x, alpha)
+    elif act == "relu":
+        x.relu_()
+    elif act != "linear":
+        x.copy_(_apply_act(x, act, alpha))
+    if gain != 1:
+        x.mul_(gain)
+    if clamp >= 0:
+        x.clamp_(-clamp, clamp)
+    return x
+
+
+def _nhwc(x: torch.Tensor, dim: int) -> bool:
+    """x is a 4-D channels-last tensor with the bias along channels (not plain contiguous)."""
+    return (x.ndim == 4 and dim == 1 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last))
+
+
+def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, impl="auto", inplace=False):
     """Add bias `b` along `dim` of `x`, apply `act`, scale by `gain`, clamp to [-clamp, clamp].
 
     Args:
@@ -179,13 +211,30 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, 
         gain: output scale (None: the activation's default).
         clamp: None, or clamp the output to [-clamp, clamp].
         impl: 'auto' | 'ref' | 'cpp' | 'cuda' (see the module docstring).
+        inplace: the caller allows `x` to be overwritten (its own temporary); honoured only
+            when autograd records nothing and the compute policy allows it.
 
-    Returns a tensor shaped like `x`.
+    Returns a tensor shaped like `x`, in x's memory layout (a channels-last `x` gives a
+    channels-last result without a layout copy).
     """
+    from torch_utils import compute_policy
+
     dim, spec, alpha, gain, clamp = _resolve(x, b, dim, act, alpha, gain, clamp, impl)
     module = _compiled_module(impl, x)
+    inplace = bool(inplace) and compute_policy.current().inplace and not _records_grad(x, b)
     if module is None:
+        if inplace:
+            return _bias_act_inplace_ref(x, b, dim, act, alpha, gain, clamp)
         return _bias_act_ref(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp if clamp >= 0 else None)
+    if _nhwc(x, dim):
+        # Channels-last: the same memory is a contiguous NHWC tensor whose last dim is C.
+        y = bias_act(x.permute(0, 2, 3, 1), b, dim=3, act=act, alpha=alpha, gain=gain,
+                     clamp=clamp if clamp >= 0 else None, impl=impl, inplace=inplace)
+        return y.permute(0, 3, 1, 2)
+    if inplace and x.is_contiguous() and x.device.type == "cpu" and hasattr(module, "bias_act_"):
+        empty = x.new_empty([0])
+        module.bias_act_(x, empty if b is None else b.contiguous(), dim, spec.index, alpha, gain, clamp)
+        return x
     return _compiled_function(dim, act, alpha, gain, clamp, x.device.type).apply(x, b)
 
 

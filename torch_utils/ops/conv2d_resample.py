@@ -29,6 +29,50 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
     return conv2d_gradfix.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
+def _polyphase_enabled(x: torch.Tensor) -> bool:
+    from torch_utils import compute_policy
+
+    return x.device.type == "cpu" and compute_policy.current().polyphase_up
+
+
+def upconv_phase_weights(w: torch.Tensor, f: torch.Tensor, flip_weight: bool) -> torch.Tensor:
+    """The four 3x3 phase kernels of a 2x up-convolution: w (O, I, 3, 3), f (4, 4) ->
+    (4 O, I, 3, 3), output channel 4 o + 2 py + px.
+
+    The transposed stride-2 convolution with w followed by the gain-4 filter f is one
+    transposed convolution with the 6x6 kernel K = w (*) f (full 2-D convolution), whose
+    output pixel (2m + py, 2n + px) sees only the taps K[py + 2j, px + 2k]: a 3x3
+    correlation of the input, padding 1, per phase. Exact up to float summation order.
+    """
+    out_c, in_c = w.shape[0], w.shape[1]
+    weff = w if not flip_weight else w.flip([2, 3])  # the transposed conv's own (unflipped) taps
+    # K[d] = 4 * sum_{t - s + 1 = d} weff[t] f[3 - s], d = -2..3 (index d + 2): a full
+    # convolution of weff with f, as a correlation of the zero-padded weff with f flipped.
+    k = torch.nn.functional.conv2d(weff.reshape(out_c * in_c, 1, 3, 3), (f.flip([0, 1]) * 4).to(w.dtype)[None, None],
+                                   padding=3)  # (O*I, 1, 6, 6), index d' = t + (3 - s) = d + 2
+    k = k.reshape(out_c, in_c, 6, 6)
+    # Phase p, tap u = -1..1 (kernel index u + 1) reads K at d = p - 2u, i.e. index p - 2u + 2.
+    phases = []
+    for py in (0, 1):
+        rows = k[:, :, [py + 4, py + 2, py]]
+        for px in (0, 1):
+            phases.append(rows[:, :, :, [px + 4, px + 2, px]])
+    return torch.stack(phases, dim=1).reshape(out_c * 4, in_c, 3, 3)
+
+
+def _upconv_polyphase(x, w, f, groups, flip_weight):
+    """conv2d_resample(x, w, f, up=2, padding=1) for 3x3 w and a 4x4 f, as one 3x3 conv with
+    4x the output channels on the input grid and a pixel shuffle (no zero insertion, no
+    separate filter pass); `upconv_phase_weights` has the maths."""
+    out_c = w.shape[0]
+    g = upconv_phase_weights(w, f, flip_weight)
+    # Channels 4 o + phase stay inside o's group, so grouped convolutions (the fused
+    # modulated conv) shuffle the same way.
+    y = conv2d_gradfix.conv2d(x, g, padding=1, groups=groups)
+    assert y.shape[1] == out_c * 4
+    return torch.nn.functional.pixel_shuffle(y, 2)
+
+
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
     """Convolve `x` with `w`, upsampling by `up` and/or downsampling by `down` with filter `f`.
 
@@ -89,6 +133,12 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
     if down > 1 and up == 1:
         x = upfirdn2d.upfirdn2d(x, f, padding=pad, flip_filter=flip_filter)
         return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+
+    # 2x upsampling of a 3x3 kernel with a 4x4 filter (StyleGAN's up-conv): four 3x3
+    # convolutions on the input grid, one per output phase (see `_upconv_polyphase`).
+    if (up == 2 and down == 1 and kh == 3 and kw == 3 and f is not None and f.ndim == 2 and tuple(f.shape) == (4, 4)
+            and not flip_filter and tuple(pad) == (3, 2, 3, 2) and _polyphase_enabled(x)):
+        return _upconv_polyphase(x, w, f, groups, flip_weight)
 
     # Upsampling (optionally followed by downsampling): a transposed strided convolution
     # does the zero insertion and the convolution in one go; the filter follows.

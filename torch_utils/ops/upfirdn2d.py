@@ -17,7 +17,9 @@ so derivatives of any order work.
 
 Implementations (`impl`): 'ref' plain PyTorch (`_upfirdn2d_ref`), 'cpp' a C++ kernel
 (float32/64 CPU tensors), 'cuda' a CUDA kernel (float16/32/64), 'auto' the compiled
-one for the tensor's device when available, else the reference.
+one for the tensor's device when available and `custom_ops.auto_choice` prefers it
+there, else the reference (always for channels-last inputs, which the reference's
+depthwise convolution runs without a layout copy).
 """
 
 from __future__ import annotations
@@ -176,10 +178,11 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, imp
     f, (upx, upy), (downx, downy), (px0, px1, py0, py1) = _check(x, f, up, down, padding, "ref")
     n, c, h, w = x.shape
 
-    # Zero insertion.
-    x = x.reshape(n, c, h, 1, w, 1)
-    x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-    x = x.reshape(n, c, h * upy, w * upx)
+    # Zero insertion (none when not upsampling: keeps x's memory layout, e.g. channels-last).
+    if upx > 1 or upy > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape(n, c, h * upy, w * upx)
 
     # Pad (positive) then crop (negative).
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
@@ -208,6 +211,10 @@ def _compiled_module(impl: str, x: torch.Tensor):
     if impl == "auto":
         if dev not in _LOADERS or x.dtype not in _COMPILED_DTYPES[dev]:
             return None
+        if custom_ops.auto_choice("upfirdn2d", dev) != "compiled":
+            return None
+        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return None  # the kernels read NCHW; the reference's depthwise conv runs NHWC as it is
         return _LOADERS[dev]()
     want = "cpu" if impl == "cpp" else "cuda"
     if dev != want:

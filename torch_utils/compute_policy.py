@@ -1,0 +1,91 @@
+"""How the networks arrange their work: memory layout, modulated-convolution form, op choice.
+
+Every setting computes the same function (within float rounding: tests compare each fast
+path with the published arrangement); they differ only in speed. The policy in force is a
+context variable, set with `use(policy)` (a context manager, per thread / task), never a
+module switch:
+
+    with compute_policy.use(compute_policy.PUBLISHED):
+        G(z, c, flame)          # the published computation order (benchmarks compare with it)
+
+Fields of `ComputePolicy`:
+
+* `ops`: 'auto' lets `impl='auto'` of the compiled ops take the faster of the compiled
+  kernel and its reference per device and op (`torch_utils.custom_ops.auto_choice`);
+  'ref' forces the pure-PyTorch references (the published code on a CPU: its kernels are
+  CUDA-only).
+* `channels_last`: CPU float32 synthesis blocks keep activations NHWC; bias_act and
+  upfirdn2d accept that layout without copies. Off by default: on the 2-core AVX2 test
+  machine whole layers ran slower NHWC (3x3, 128 channels at 256^2: 18.6 s NHWC vs
+  13.9 s NCHW per layer under load, interleaved), although single convolutions were faster.
+* `modconv`: 'auto' picks, per shape, one grouped convolution with per-sample weights
+  or the demodulated shared-weight form (`next3d.networks.layers.modulated_conv2d`);
+  'published' keeps the block's own `fused_modconv` (grouped conv in inference, as
+  published).
+* `inplace`: bias + activation write into the convolution's output when no gradient is
+  recorded (inference), saving an allocation and a pass over memory per layer.
+* `polyphase_up`: a 2x up-convolution (3x3 kernel, then StyleGAN's 4x4 filter) runs as
+  one 3x3 convolution with four output phases on the input grid and a pixel shuffle
+  (`torch_utils.ops.conv2d_resample.upconv_phase_weights`) instead of a transposed
+  convolution, a padding copy and a filter pass (CPU: oneDNN's transposed convolution is
+  several times less efficient than its plain one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+from typing import Iterator
+
+_MODCONV = ("auto", "published")
+_OPS = ("auto", "ref")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputePolicy:
+    """One arrangement of the work (module docstring)."""
+
+    ops: str = "auto"
+    """'auto' (faster of compiled and reference per device/op) or 'ref' (references only)."""
+    channels_last: bool = False
+    """CPU float32 synthesis activations in NHWC layout (off by default: measured slower here)."""
+    modconv: str = "auto"
+    """'auto' (grouped or shared-weight form by shape) or 'published' (the block's fused_modconv)."""
+    inplace: bool = True
+    """In-place bias/activation when autograd records nothing."""
+    polyphase_up: bool = True
+    """CPU 2x up-convolutions (3x3 kernel, 4x4 filter) as four phase convolutions on the input grid."""
+
+    def __post_init__(self):
+        if self.ops not in _OPS:
+            raise ValueError(f"ComputePolicy.ops: got {self.ops!r}, expected one of {', '.join(_OPS)}")
+        if self.modconv not in _MODCONV:
+            raise ValueError(f"ComputePolicy.modconv: got {self.modconv!r}, expected one of {', '.join(_MODCONV)}")
+
+
+FAST = ComputePolicy()
+"""The default: every fast path on."""
+
+PUBLISHED = ComputePolicy(ops="ref", channels_last=False, modconv="published", inplace=False, polyphase_up=False)
+"""The published code's arrangement on a CPU: reference ops, NCHW, grouped modulated conv, fresh outputs,
+transposed up-convolution followed by the filter."""
+
+_current: contextvars.ContextVar = contextvars.ContextVar("next3d_compute_policy", default=FAST)
+
+
+def current() -> ComputePolicy:
+    """The policy in force in this thread / task."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def use(policy: ComputePolicy) -> Iterator[ComputePolicy]:
+    """Run the body under `policy`; the previous policy returns afterwards."""
+    if not isinstance(policy, ComputePolicy):
+        raise TypeError(f"compute_policy.use: expected a ComputePolicy, got {type(policy).__name__}")
+    token = _current.set(policy)
+    try:
+        yield policy
+    finally:
+        _current.reset(token)
