@@ -23,7 +23,9 @@ import click
               help="Which face when a photo has several: 0 = the largest (default).")
 @click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
               help="FLAME folder (default: $NEXT3D_FLAME_DIR, else the built-in head).")
-def from_photos(source, out, resolution, workers, batch, face, flame_dir):
+@click.option("--photometric", is_flag=True, default=False,
+              help="Refine each fit on the crop's pixels (SH lighting + PCA albedo through the rasteriser).")
+def from_photos(source, out, resolution, workers, batch, face, flame_dir, photometric):
     """Detect, crop and fit every photo of SOURCE (a folder or zip) into a next3d data set.
 
     Skipped photos (unreadable, no face, face too small, fit failed) are listed with the
@@ -42,10 +44,15 @@ def from_photos(source, out, resolution, workers, batch, face, flame_dir):
         head = head_identity(load_flame_model(flame_dir))
     except FlameFilesError as exc:
         raise click.ClickException(str(exc)) from None
+    photo_cfg = photo_model = None
+    if photometric:
+        from next3d.fitting.photometric import PhotometricConfig, load_photometric_model
+
+        photo_cfg, photo_model = PhotometricConfig(), load_photometric_model(flame_dir)
     try:
         report = build_photo_dataset(source, out, flame=flame, head=head, resolution=resolution, workers=workers,
                                      batch=batch, face=face, log=lambda line: click.echo(line, err=True),
-                                     progress=True)
+                                     progress=True, photometric=photo_cfg, photometric_model=photo_model)
     except (PhotoDatasetError, DetectionError, DatasetError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {report.out}: {report.written} image(s); {len(report.skipped)} skipped")

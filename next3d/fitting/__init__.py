@@ -7,7 +7,8 @@
 
 Modules: `photo_io` (reading photos), `detect` (face + 68 landmarks), `align` (the published
 crop, recorded as a matrix), `camera_frame` (FLAME -> EG3D frame, camera parameters),
-`landmark_head` + `landmark_fit` (the batched fit), `overlay`, `pipeline`.
+`landmark_head` + `landmark_fit` (the batched fit), `calibrate` (detector offsets), `photometric` +
+`albedo_basis` (the optional refinement on the pixels: SH lighting, PCA albedo), `overlay`, `pipeline`.
 """
 
 from next3d.fitting.align import CropTransform, crop_image, eg3d_crop_transform, paste_back

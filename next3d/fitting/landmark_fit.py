@@ -125,6 +125,38 @@ def _image_sizes(image_size: Union[int, float, Sequence, torch.Tensor], batch: i
     return size.clone()
 
 
+def landmark_loss(uv: torch.Tensor, target: torch.Tensor, config: FitConfig) -> torch.Tensor:
+    """Per-item landmark objective (B,): robust point term (contour weighted) plus the eye- and
+    lip-closure gap terms. uv, target: (B, 68, 2) normalised image coordinates."""
+    weights = torch.ones(68, device=uv.device)
+    weights[:NUM_CONTOUR] = config.contour_weight
+    res = (uv - target).norm(dim=-1) / config.sigma  # (B, 68)
+    loss = (weights * _robust(res)).sum(1)
+    gap = lambda p, pairs: p[:, [a for a, _ in pairs]] - p[:, [b for _, b in pairs]]  # noqa: E731
+    if config.eye_closure_weight:
+        d = (gap(uv, EYE_PAIRS) - gap(target, EYE_PAIRS)).norm(dim=-1) / config.sigma
+        loss = loss + config.eye_closure_weight * _robust(d).sum(1)
+    if config.lip_closure_weight:
+        d = (gap(uv, LIP_PAIRS) - gap(target, LIP_PAIRS)).norm(dim=-1) / config.sigma
+        loss = loss + config.lip_closure_weight * _robust(d).sum(1)
+    return loss
+
+
+def prior_loss(expr: torch.Tensor, poses: torch.Tensor, shape: Optional[torch.Tensor], config: FitConfig
+               ) -> torch.Tensor:
+    """Per-item Gaussian priors (B,): expression (B, ne), poses (B, 12) = neck, jaw, eyes; shape
+    (B or 1, ns) or None (not fitted; a shared (1, ns) shape is counted once, on item 0)."""
+    neck, jaw, eyes = poses[:, 0:3], poses[:, 3:6], poses[:, 6:12]
+    loss = config.expression_prior * (expr ** 2).sum(1)
+    loss = loss + config.jaw_prior * (jaw[:, 0] ** 2 + 100 * jaw[:, 1:].pow(2).sum(1)
+                                      + 100 * torch.relu(-jaw[:, 0]) ** 2)
+    loss = loss + config.neck_prior * (neck ** 2).sum(1) + config.eye_prior * (eyes ** 2).sum(1)
+    if shape is not None:
+        sp = config.shape_prior * (shape ** 2).sum(1)
+        loss = loss + (sp if shape.shape[0] == loss.shape[0] else torch.nn.functional.pad(sp, (0, loss.shape[0] - 1)))
+    return loss
+
+
 def project_landmarks(lmk_flame: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """FLAME-space landmarks (B, 68, 3) under labels (B, 25) -> normalised image coords (B, 68, 2) in [0, 1]."""
     return cameras.project(flame_to_world(lmk_flame), c)[..., :2]
@@ -226,10 +258,6 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, o
     shape.requires_grad_(config.fit_shape)
     expr = torch.zeros(batch, ne, device=dev, requires_grad=True)
     poses = torch.zeros(batch, 12, device=dev, requires_grad=True)  # neck, jaw, left eye, right eye
-    weights = torch.ones(68, device=dev)
-    weights[:NUM_CONTOUR] = config.contour_weight
-    eye_a, eye_b = [list(p) for p in zip(*EYE_PAIRS)]
-    lip_a, lip_b = [list(p) for p in zip(*LIP_PAIRS)]
 
     def full_params():
         sh = shape.expand(batch, -1)
@@ -249,26 +277,10 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, o
         return c, project_landmarks(lmk, c)
 
     def data_terms(uv):
-        res = (uv - target).norm(dim=-1) / config.sigma  # (B, 68)
-        loss = (weights * _robust(res)).sum(1)
-        gap = lambda p, a, b: p[:, a] - p[:, b]  # noqa: E731
-        if config.eye_closure_weight:
-            d = (gap(uv, eye_a, eye_b) - gap(target, eye_a, eye_b)).norm(dim=-1) / config.sigma
-            loss = loss + config.eye_closure_weight * _robust(d).sum(1)
-        if config.lip_closure_weight:
-            d = (gap(uv, lip_a, lip_b) - gap(target, lip_a, lip_b)).norm(dim=-1) / config.sigma
-            loss = loss + config.lip_closure_weight * _robust(d).sum(1)
-        return loss  # (B,)
+        return landmark_loss(uv, target, config)
 
     def prior_terms():
-        neck, jaw, eyes = poses[:, 0:3], poses[:, 3:6], poses[:, 6:12]
-        loss = config.expression_prior * (expr ** 2).sum(1)
-        loss = loss + config.jaw_prior * (jaw[:, 0] ** 2 + 100 * jaw[:, 1:].pow(2).sum(1)
-                                          + 100 * torch.relu(-jaw[:, 0]) ** 2)
-        loss = loss + config.neck_prior * (neck ** 2).sum(1) + config.eye_prior * (eyes ** 2).sum(1)
-        total = loss.sum()
-        if config.fit_shape:
-            total = total + config.shape_prior * (shape ** 2).sum()
+        total = prior_loss(expr, poses, shape if config.fit_shape else None, config).sum()
         if temporal_weight and batch > 1:
             seq = torch.cat([expr, poses[:, 3:6], cam], dim=1)
             total = total + temporal_weight * (seq[1:] - seq[:-1]).pow(2).sum()

@@ -150,7 +150,8 @@ def _prepare_in_worker(args):
 def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flame, head: Dict, resolution: int = 512,
                         workers: int = 1, batch: int = 64, face: Optional[int] = None,
                         config: FitConfig = FitConfig(), log: Optional[Callable[[str], None]] = None,
-                        progress: bool = False, detector=None) -> BuildReport:
+                        progress: bool = False, detector=None, photometric=None,
+                        photometric_model=None) -> BuildReport:
     """Build a next3d data set from the photos of `source` (folder or zip) at `out`.
 
     Args:
@@ -159,6 +160,8 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
         batch: photos per fitting batch; face: which face of multi-face photos (None: largest).
         log: called with one line per skipped photo as it happens.
         detector: a `LandmarkDetector` for workers == 1 (default: dlib, made when first needed).
+        photometric: a `photometric.PhotometricConfig` to refine every fit on its pixels (None: landmarks
+            only); photometric_model: its head data (`photometric.load_photometric_model`).
     Raises:
         PhotoDatasetError: unusable source, nothing fitted, or an output that is not a data set.
     """
@@ -171,7 +174,7 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
     if out.exists() and not (out / "dataset.json").exists() and not (out.is_file() and out.suffix == ".zip"):
         raise PhotoDatasetError(f"{out}: exists and is not a next3d data set; choose another --out")
     settings = {"version": WORK_VERSION, "source": str(source.resolve()), "resolution": int(resolution),
-                "face": face, "head": head}
+                "face": face, "head": head, "photometric": photometric is not None}
     work = _Work(out.with_name(out.name + ".work"), settings)
     todo = [n for n in names if not work.done(n)]
     from next3d.fitting.calibrate import load_offsets
@@ -214,7 +217,8 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
                     work.record_failure(p)
                     if log:
                         log(f"skipped {p.name} ({p.stage}): {p.message}")
-            for result in fit_prepared(ok, flame, config, landmark_offsets=offsets):
+            for result in fit_prepared(ok, flame, config, landmark_offsets=offsets, photometric=photometric,
+                                       photometric_model=photometric_model):
                 if isinstance(result, PhotoFailure):
                     work.record_failure(result)
                     if log:

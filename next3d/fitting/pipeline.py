@@ -12,7 +12,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from next3d.fitting.detect import Detection, DetectionError, LandmarkDetector
 from next3d.fitting.landmark_fit import FitConfig, fit_landmarks
 from next3d.fitting.photo_io import PhotoError, read_photo
 from next3d.flame.layer import FLAME
+
+if TYPE_CHECKING:
+    from next3d.fitting.photometric import PhotometricConfig, PhotometricModel
 
 # A fit whose mean landmark error exceeds this fraction of the crop is reported as failed.
 MAX_FIT_ERROR = 0.05
@@ -106,17 +109,23 @@ def prepare_photo(source: Union[str, Path, bytes, np.ndarray], detector: Landmar
 
 
 def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfig = FitConfig(),
-                 progress: bool = False, landmark_offsets: Optional[torch.Tensor] = None
-                 ) -> List[Union[PhotoFit, PhotoFailure]]:
+                 progress: bool = False, landmark_offsets: Optional[torch.Tensor] = None,
+                 photometric: Optional["PhotometricConfig"] = None,
+                 photometric_model: Optional["PhotometricModel"] = None) -> List[Union[PhotoFit, PhotoFailure]]:
     """Fit a batch of prepared photos (one optimisation for all of them).
 
     landmark_offsets: the detector's calibration for this head (`calibrate.load_offsets`), or None.
+    photometric: run the photometric stage (`photometric.refine_photometric`) after the landmark
+    stages with these settings (None: landmarks only); photometric_model: its head data
+    (`photometric.load_photometric_model`; None loads the built-in head's).
     """
     if not photos:
         return []
     lm = torch.as_tensor(np.stack([p.landmarks for p in photos]), dtype=torch.float32)
     sizes = [p.transform.resolution for p in photos]
     res = fit_landmarks(lm, sizes, flame, config, progress=progress, landmark_offsets=landmark_offsets)
+    if photometric is not None:
+        res = _photometric(photos, lm, res, flame, config, landmark_offsets, photometric, photometric_model)
     out: List[Union[PhotoFit, PhotoFailure]] = []
     for i, p in enumerate(photos):
         err = float(res.error_px[i])
@@ -129,6 +138,34 @@ def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfi
                             fitted_landmarks=res.landmarks_2d[i].numpy().astype(np.float64), error_px=err,
                             angles=res.angles[i].numpy()))
     return out
+
+
+def _photometric(photos, lm, res, flame, config, offsets, photometric, model):
+    """The photometric stage per crop size (the stage works on square crops of one size)."""
+    from next3d.fitting.landmark_fit import FitResult
+    from next3d.fitting.photometric import load_photometric_model, refine_photometric
+
+    model = model or load_photometric_model(None)
+    sizes = np.array([p.transform.resolution for p in photos])
+    parts = {}
+    for size in np.unique(sizes):
+        idx = np.nonzero(sizes == size)[0]
+        sel = torch.as_tensor(idx)
+        init = FitResult(cameras=res.cameras[sel], flame={k: v[sel] for k, v in res.flame.items()},
+                         landmarks_2d=res.landmarks_2d[sel], error_px=res.error_px[sel],
+                         error_frac=res.error_frac[sel], angles=res.angles[sel])
+        out = refine_photometric(np.stack([photos[i].crop for i in idx]), lm[sel], init, flame, model.basis,
+                                 model.uv_corners, model.face_class, photometric, config, offsets).fit
+        for j, i in enumerate(idx):
+            parts[int(i)] = (out, j)
+
+    def gather(get):
+        return torch.stack([get(parts[i][0])[parts[i][1]] for i in range(len(photos))])
+
+    return FitResult(cameras=gather(lambda r: r.cameras),
+                     flame={k: gather(lambda r, k=k: r.flame[k]) for k in res.flame},
+                     landmarks_2d=gather(lambda r: r.landmarks_2d), error_px=gather(lambda r: r.error_px),
+                     error_frac=gather(lambda r: r.error_frac), angles=gather(lambda r: r.angles))
 
 
 def summary_line(fit: Union[PhotoFit, PhotoFailure]) -> str:

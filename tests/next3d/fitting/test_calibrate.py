@@ -41,7 +41,8 @@ def test_stored_dlib_offsets_match_the_builtin_head(flame, request):
     if REGENERATE:
         delta, n = calibrate.calibrate_offsets(flame, request.getfixturevalue("detector"))
         calibrate.save_offsets(delta, "dlib", head, {"views": n, "seed": 1000, "resolution": 512,
-                                                     "renders": "grey Lambertian (render_mesh)", "symmetrised": True})
+                                                     "renders": "photographic (next3d.synthetic render_scene)",
+                                                     "symmetrised": True})
     delta = calibrate.load_offsets("dlib", head)
     assert delta is not None, ("the stored dlib calibration is for another built-in head version: regenerate with "
                                "NEXT3D_REGENERATE_CALIBRATION=1")

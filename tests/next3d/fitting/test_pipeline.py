@@ -68,3 +68,28 @@ def test_real_photo_fits_dlib_landmarks(detector, flame, shared_dir):
     assert dist.mean() / 512 < 0.015 and np.median(dist[17:]) / 512 < 0.01
     yaw, pitch, roll = fit.angles
     assert abs(yaw) < 10 and abs(roll) < 10  # a frontal portrait
+
+
+def test_photometric_stage_in_the_pipeline(detector, face_photo, flame):
+    from next3d.fitting.photometric import PhotometricConfig
+
+    prepared = prepare_photo(face_photo, detector, 128, name="render")
+    cfg = FitConfig(rigid_iters=20, full_iters=40)
+    (plain,) = fit_prepared([prepared], flame, cfg)
+    (photo,) = fit_prepared([prepared], flame, cfg, photometric=PhotometricConfig(resolution=48, light_iters=3,
+                                                                                  iters=4))
+    assert isinstance(photo, PhotoFit) and photo.camera.shape == (25,) and bool(np.isfinite(photo.camera).all())
+    moved = float(camera_frame.rotation_error_deg(photo.camera[None], plain.camera[None]))
+    assert 0 < moved < 3  # refined from the landmark fit, not replaced
+    # The landmarks still re-project near dlib's (the stage keeps the landmark term at a low weight).
+    assert photo.error_px / 128 < 0.03 and set(photo.flame) == set(plain.flame)
+
+
+def test_photometric_flags():
+    from click.testing import CliRunner
+
+    from next3d.cli import main
+
+    for args in (["fit", "--help"], ["dataset", "from-photos", "--help"]):
+        out = CliRunner().invoke(main, args)
+        assert out.exit_code == 0 and "--photometric" in out.output, out.output
