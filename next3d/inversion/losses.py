@@ -22,6 +22,7 @@ resolution; it returns the full-resolution image (B, 3, R, R).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
@@ -91,6 +92,19 @@ def render(G: torch.nn.Module, ws: torch.Tensor, camera: torch.Tensor, flame: Ma
     return out["image"]
 
 
+@contextlib.contextmanager
+def mesh_gradients(G: torch.nn.Module):
+    """Within the block, gradients of G's renders reach the FLAME mesh through the neural-texture
+    lookup (`next3d.render.texture_planes`, uv_gradients); the published model detaches it."""
+    builder = G.texture_planes
+    saved = builder.uv_gradients
+    builder.uv_gradients = True
+    try:
+        yield
+    finally:
+        builder.uv_gradients = saved
+
+
 def noise_buffers(G: torch.nn.Module) -> List[torch.Tensor]:
     """The `noise_const` buffers (H, W) of G's synthesis layers that add noise (in module order)."""
     bufs = []
@@ -129,5 +143,5 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(4.0 / mse)
 
 
-__all__ = ["LossWeights", "ImageLoss", "default_lpips", "render", "noise_buffers", "noise_regularisation",
+__all__ = ["LossWeights", "ImageLoss", "default_lpips", "render", "mesh_gradients", "noise_buffers", "noise_regularisation",
            "normalise_noise", "psnr"]

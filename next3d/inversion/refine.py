@@ -4,7 +4,9 @@ GAR's idea (inverting a generative renderer to refine the face model's parameter
 latent explains the person, the generator *is* a renderer of (camera, FLAME) — so the
 expression, jaw, eye poses and camera can be fitted to the photo's pixels, not only to 68
 landmarks. The latent (and G) stay fixed here; shape stays the fitter's (identity is the
-latent's job).
+latent's job). The published generator detaches the mesh -> texture lookup; here the render
+runs under `losses.mesh_gradients`, so the pixels' gradients reach the vertices through the
+UVs each tri-plane pixel reads (and the camera through the volume renderer).
 
 Unknowns (each switchable): expression (1, E), jaw (1, 3), left/right eye (1, 3) each, and the
 camera as the fitter's parameters (`next3d.fitting.camera_frame`: rotation (1, 3) axis-angle
@@ -30,7 +32,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from next3d.inversion.losses import ImageLoss, render
+from next3d.inversion.losses import ImageLoss, mesh_gradients, render
 from next3d.inversion.target import InversionTarget
 
 
@@ -138,17 +140,18 @@ def refine_face(G: torch.nn.Module, ws: torch.Tensor, target: InversionTarget, l
 
     for _ in range(config.steps):
         cam, flame_now = current()
-        pred = render(G, ws, cam, flame_now, neural_resolution)
+        with mesh_gradients(G):
+            pred = render(G, ws, cam, flame_now, neural_resolution)
         parts = loss_fn(pred, image, mask)
         image_loss = parts["total"].sum()
         loss = image_loss + config.fit_weight * _fit_terms(head, target, cam, flame_now, fit_config)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        result.losses.append(float(loss))
-        result.image_losses.append(float(image_loss))
+        result.losses.append(float(loss.detach()))
+        result.image_losses.append(float(image_loss.detach()))
         if on_step is not None:
-            on_step({"total": float(loss), "image": float(image_loss)})
+            on_step({"total": result.losses[-1], "image": result.image_losses[-1]})
     with torch.no_grad():
         cam, flame_now = current()
     result.camera = cam.detach().clone()
