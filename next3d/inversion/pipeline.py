@@ -59,13 +59,14 @@ class InversionConfig:
 @dataclass
 class StageState:
     """What a stage reached: G (the generator that renders it), ws (1, num_ws, w_dim), camera (1, 25),
-    flame (1, k) per key; seconds spent; losses (first and last step's image loss, when it optimised)."""
+    flame (1, k) per key; seconds spent (wall clock, and CPU time of this process); losses (first and last step's image loss, when it optimised)."""
 
     G: torch.nn.Module
     ws: torch.Tensor
     camera: torch.Tensor
     flame: Dict[str, torch.Tensor]
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     steps: int = 0
     first_loss: Optional[float] = None
     last_loss: Optional[float] = None
@@ -119,7 +120,8 @@ def invert(G: torch.nn.Module, target: InversionTarget, config: InversionConfig 
 
         w_avg, _ = w_statistics(G, config.latent.avg_samples, config.latent.seed)
         done("fit", StageState(G=G, ws=expand_ws(G, w_avg, None).detach(), camera=target.camera, flame=target.flame,
-                               seconds=target.fit_seconds, note="the fitter's camera and FLAME at w_avg"))
+                               seconds=target.fit_seconds, cpu_seconds=target.fit_cpu_seconds,
+                               note="the fitter's camera and FLAME at w_avg"))
 
         def stage_bar(steps, desc):
             bar = _bar(steps, desc, progress)
@@ -129,34 +131,37 @@ def invert(G: torch.nn.Module, target: InversionTarget, config: InversionConfig 
                 bar.update(1)
             return bar, step
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         bar, step = stage_bar(config.latent.steps, f"W{'+' if config.latent.space == 'w+' else ''} inversion")
         with bar:
             lat = invert_latent(G, target, loss_fn, config.latent, config.neural_resolution, on_step=step)
         done("w", StageState(G=G, ws=lat.ws, camera=target.camera, flame=target.flame,
-                             seconds=time.perf_counter() - started, steps=len(lat.losses),
+                             seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu,
+                             steps=len(lat.losses),
                              first_loss=lat.losses[0] if lat.losses else None,
                              last_loss=lat.losses[-1] if lat.losses else None))
         camera, flame = target.camera, target.flame
         if config.refine:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             bar, step = stage_bar(config.refine_config.steps, "refinement")
             with bar:
                 ref = refine_face(G, lat.ws, target, loss_fn, config.refine_config,
                                   neural_resolution=config.neural_resolution, on_step=step)
             camera, flame = ref.camera, ref.flame
             done("refine", StageState(G=G, ws=lat.ws, camera=camera, flame=flame,
-                                      seconds=time.perf_counter() - started, steps=len(ref.losses),
+                                      seconds=time.perf_counter() - started,
+                                      cpu_seconds=time.process_time() - cpu, steps=len(ref.losses),
                                       first_loss=ref.image_losses[0] if ref.image_losses else None,
                                       last_loss=ref.image_losses[-1] if ref.image_losses else None))
         if config.pti:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             bar, step = stage_bar(config.pivotal.steps, "pivotal tuning")
             with bar:
                 pti = pivotal_tuning(G, lat.ws, camera, flame, target, loss_fn, config.pivotal,
                                      config.neural_resolution, on_step=step)
             done("pti", StageState(G=pti.G, ws=lat.ws, camera=camera, flame=flame,
-                                   seconds=time.perf_counter() - started, steps=len(pti.losses),
+                                   seconds=time.perf_counter() - started,
+                                   cpu_seconds=time.process_time() - cpu, steps=len(pti.losses),
                                    first_loss=pti.losses[0] if pti.losses else None,
                                    last_loss=pti.losses[-1] if pti.losses else None,
                                    note="stopped early at the ST-LPIPS threshold" if pti.stopped_early else ""))

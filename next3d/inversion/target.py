@@ -64,6 +64,7 @@ class InversionTarget:
     source: Dict[str, object] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     fit_seconds: float = 0.0
+    fit_cpu_seconds: float = 0.0
 
     def __post_init__(self):
         assert_shape(self.image, [1, 3, None, None], "target image")
@@ -81,7 +82,7 @@ class InversionTarget:
                                flame={k: v.to(device) for k, v in self.flame.items()}, mask=self.mask.to(device),
                                landmarks=None if self.landmarks is None else self.landmarks.to(device),
                                landmark_offsets=self.landmark_offsets, name=self.name, source=self.source, warnings=self.warnings,
-                               fit_seconds=self.fit_seconds)
+                               fit_seconds=self.fit_seconds, fit_cpu_seconds=self.fit_cpu_seconds)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -155,7 +156,7 @@ def target_from_photo(photo: Union[str, Path, bytes], G: torch.nn.Module, detect
     from next3d.fitting.photo_io import PhotoError, read_photo
     from training.dataset_schema import head_identity
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     name = name or (Path(photo).name if isinstance(photo, (str, Path)) else "photo")
     try:
         raw = Path(photo).read_bytes() if isinstance(photo, (str, Path)) else bytes(photo)
@@ -211,7 +212,8 @@ def target_from_photo(photo: Union[str, Path, bytes], G: torch.nn.Module, detect
     lmk = torch.as_tensor(prepared.landmarks, dtype=torch.float32)[None]
     return InversionTarget(image=image_tensor(prepared.crop, res), camera=camera, flame=flame,
                            mask=face_mask(G, camera, flame, res), landmarks=lmk, landmark_offsets=offsets, name=name, source=source,
-                           warnings=warnings, fit_seconds=time.perf_counter() - started)
+                           warnings=warnings, fit_seconds=time.perf_counter() - started,
+                           fit_cpu_seconds=time.process_time() - cpu)
 
 
 # --------------------------------------------------------------------------- synthetic items
@@ -234,7 +236,7 @@ def target_from_dataset(path: Union[str, Path], index: int, G: torch.nn.Module, 
     from training.dataset import ImageDataset
     from training.dataset_schema import DatasetError
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         ds = dataset if dataset is not None else ImageDataset(path, split=None, verify_images=False)
         check_topology(G, ds.head_topology, f"data set {path}")
@@ -267,7 +269,7 @@ def target_from_dataset(path: Union[str, Path], index: int, G: torch.nn.Module, 
               "sha256": hashlib.sha256(item["image"].numpy().tobytes()).hexdigest()}
     return InversionTarget(image=image, camera=camera, flame=flame, mask=face_mask(G, camera, flame, res),
                            landmarks=lmk, name=f"{Path(path).name}:{index}", source=source, warnings=warnings,
-                           fit_seconds=time.perf_counter() - started)
+                           fit_seconds=time.perf_counter() - started, fit_cpu_seconds=time.process_time() - cpu)
 
 
 __all__ = ["FLAME_KEYS", "MAX_TRAINING_YAW_DEG", "InversionInputError", "InversionTarget", "image_tensor",

@@ -66,7 +66,7 @@ def stage_metrics(result: InversionResult, lpips: Optional[torch.nn.Module]) -> 
     out = {}
     for name, state in result.stages.items():
         recon = render_state(state)
-        entry = {"seconds": round(state.seconds, 3), "steps": state.steps, "first_loss": state.first_loss,
+        entry = {"seconds": round(state.seconds, 3), "cpu_seconds": round(state.cpu_seconds, 3), "steps": state.steps, "first_loss": state.first_loss,
                  "last_loss": state.last_loss, "psnr_input": float(psnr(recon, target)[0])}
         if lpips is not None:
             dev = next(lpips.parameters()).device
