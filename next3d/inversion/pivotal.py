@@ -104,11 +104,11 @@ def pivotal_tuning(G: torch.nn.Module, ws: torch.Tensor, camera: torch.Tensor, f
         pred = render(tuned, ws, camera, flame, neural_resolution)
         parts = loss_fn(pred, image, mask)
         loss = parts["total"].sum()
-        lp = float(parts["lpips"].sum())
+        lp = float(parts["lpips"].detach().sum())
         if config.lpips_threshold and loss_fn.lpips is not None and lp < config.lpips_threshold:
             result.stopped_early = True
             break
-        record = {"total": float(loss), "lpips": lp}
+        record = {"total": float(loss.detach()), "lpips": lp}
         if config.locality_interval and step % config.locality_interval == 0:
             w_r = locality_latent(original, ws, alpha, gen)
             with torch.no_grad():
@@ -118,8 +118,8 @@ def pivotal_tuning(G: torch.nn.Module, ws: torch.Tensor, camera: torch.Tensor, f
             if loss_fn.lpips is not None and config.locality_lpips:
                 reg = reg + config.locality_lpips * loss_fn.lpips(new, ref).sum()
             loss = loss + reg
-            result.locality.append(float(reg))
-            record["locality"] = float(reg)
+            result.locality.append(float(reg.detach()))
+            record["locality"] = result.locality[-1]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
