@@ -7,6 +7,10 @@ each cell loops through its group (`next3d.animation.latent_paths`). Every cell 
 same camera path (`next3d.animation.trajectories`) and the same expression sweep
 (`next3d.animation.expression_tracks`; none = the neutral face).
 
+Instead of seeds, keyframe ws may be given directly (`ws`, e.g. an avatar's pivot latent) with
+the FLAME parameters the sweep starts from (`base_flame`: the avatar's shape and neutral
+expression/pose, to which the sweep's values are added).
+
 Each output frame is the cells tiled row-major ((3, H·h, W·w) in ~[-1, 1]); with
 `depth="beside"` every cell is its RGB image with the depth map to its right, with
 `depth="only"` just the depth map (near = white, far = black over the renderer's depth
@@ -23,6 +27,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from torch_utils.misc import assert_shape
 from next3d.animation.render_video import FrameOutput, FramePlan, RenderStats, RenderVideoOptions, render_frames
 from next3d.animation.trajectories import TrajectoryConfig
 
@@ -105,18 +110,44 @@ def layout_for(num_seeds: int, config: VideoConfig) -> Tuple[VideoLayout, int]:
     return VideoLayout(grid[0], grid[1], config.frames), keyframes
 
 
+def _with_base(track: dict, base: Optional[dict], frames: int) -> dict:
+    """Sweep values (N, k) plus the base FLAME parameters ((1, k) or (k,) per key; shape kept as is)."""
+    if not base:
+        return track
+    out = dict(track)
+    for key, value in base.items():
+        v = value.reshape(1, -1).float().to(next(iter(track.values())).device)
+        if key in out:
+            pad = out[key].shape[1] - v.shape[1]
+            out[key] = out[key] + torch.nn.functional.pad(v, (0, max(pad, 0)))[:, :out[key].shape[1]]
+        else:
+            out[key] = v.expand(frames, -1)
+    return out
+
+
 @torch.no_grad()
-def build_video_plan(G: torch.nn.Module, seeds: Sequence[int], config: VideoConfig) -> Tuple[FramePlan, VideoLayout]:
-    """The FramePlan of a video (module docstring) and its layout."""
+def build_video_plan(G: torch.nn.Module, seeds: Sequence[int], config: VideoConfig,
+                     ws: Optional[torch.Tensor] = None,
+                     base_flame: Optional[dict] = None) -> Tuple[FramePlan, VideoLayout]:
+    """The FramePlan of a video (module docstring) and its layout.
+
+    ws: keyframe ws (K, num_ws, w_dim) used instead of `seeds`; base_flame: FLAME parameters
+    per key ((1, k) or (k,)) under the sweep, e.g. an avatar's shape and neutral.
+    """
     from next3d.animation.expression_tracks import expression_track
     from next3d.animation.latent_paths import interpolate_ws, seed_ws
     from next3d.animation.render_video import head_meshes
     from next3d.animation.trajectories import trajectory_labels
 
-    layout, keyframes = layout_for(len(seeds), config)
+    count = len(seeds) if ws is None else int(ws.shape[0])
+    layout, keyframes = layout_for(count, config)
     n, cells = config.frames, layout.cells
     device = next(G.parameters()).device
-    keys = seed_ws(G, list(seeds), config.truncation_psi, config.truncation_cutoff)  # (cells * K, ...)
+    if ws is None:
+        keys = seed_ws(G, list(seeds), config.truncation_psi, config.truncation_cutoff)  # (cells * K, ...)
+    else:
+        assert_shape(ws, [None, G.num_ws, G.w_dim], "keyframe ws")
+        keys = ws.to(device).float()
     frame = torch.arange(n).repeat_interleave(cells)  # plan index -> output frame
     cell = torch.arange(cells).repeat(n)  # plan index -> cell
     if config.interp:
@@ -128,10 +159,11 @@ def build_video_plan(G: torch.nn.Module, seeds: Sequence[int], config: VideoConf
         ws_index = cell
     if config.animate:
         track = expression_track(G.flame, config.animate, n, amount=config.animate_amount)
-        vertices, landmarks = head_meshes(G, track)
+        vertices, landmarks = head_meshes(G, _with_base(track, base_flame, n))
         mesh_index = frame
     else:
-        vertices, landmarks = G.head_mesh({"jaw": torch.zeros(1, 3, device=device)})
+        rest = {k: v.reshape(1, -1).float().to(device) for k, v in (base_flame or {}).items()}
+        vertices, landmarks = G.head_mesh(rest or {"jaw": torch.zeros(1, 3, device=device)})
         mesh_index = torch.zeros_like(frame)
     r = G.config.render
     labels = trajectory_labels(config.trajectory, n, radius=r.avg_camera_radius, pivot=r.avg_camera_pivot,
@@ -167,12 +199,14 @@ def tile_cells(cells: List[FrameOutput], layout: VideoLayout, depth: str, depth_
 
 def video_frames(G: torch.nn.Module, seeds: Sequence[int], config: VideoConfig,
                  on_progress: Optional[Callable[[int], None]] = None,
-                 stats: Optional[RenderStats] = None) -> Iterator[torch.Tensor]:
+                 stats: Optional[RenderStats] = None, ws: Optional[torch.Tensor] = None,
+                 base_flame: Optional[dict] = None) -> Iterator[torch.Tensor]:
     """Yield the output frames (3, H, W) float32 CPU in ~[-1, 1], in order (module docstring).
 
     on_progress(n) is called with the number of finished output frames after each one.
+    ws / base_flame: keyframe ws instead of seeds, and the FLAME base (`build_video_plan`).
     """
-    plan, layout = build_video_plan(G, seeds, config)
+    plan, layout = build_video_plan(G, seeds, config, ws=ws, base_flame=base_flame)
     render = config.render
     render = dataclasses.replace(render, depth=config.depth != "none",
                                  plane_cache=max(render.plane_cache, layout.cells),

@@ -28,6 +28,7 @@ _SUBCOMMANDS = {
     "train": ("next3d.cli.train", "train"),
     "video": ("next3d.cli.video", "video"),
     "reenact": ("next3d.cli.reenact", "reenact"),
+    "invert": ("next3d.cli.invert", "invert"),
 }
 
 

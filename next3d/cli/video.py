@@ -16,11 +16,13 @@ from next3d.cli.options import resolve_device
 
 
 @click.command("video")
-@click.option("--network", required=True, metavar="PATH|random:PRESET",
+@click.option("--network", default=None, metavar="PATH|random:PRESET",
               help="A next3d checkpoint, or random:PRESET for a randomly initialised generator "
-                   "(presets: ffhq512, small, tiny).")
-@click.option("--seeds", "seeds_spec", required=True, metavar="SPEC",
+                   "(presets: ffhq512, small, tiny)  [default with --avatar: the avatar's generator]")
+@click.option("--seeds", "seeds_spec", default=None, metavar="SPEC",
               help="Seeds such as 0-3 or 1,5,9: one per grid cell, or (with --interp) several per cell.")
+@click.option("--avatar", type=click.Path(dir_okay=False), default=None,
+              help="Show this avatar (avatar.n3d from `next3d invert`, or an avatar .npz) instead of seeds.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=True),
               help="Output video (.mp4), or with --frames-dir the folder of PNG frames.")
 @click.option("--frames-dir", is_flag=True, help="Write frame_000000.png, ... into --out instead of an MP4.")
@@ -58,7 +60,7 @@ from next3d.cli.options import resolve_device
               help="Per-pixel noise of the StyleGAN2 layers (const repeats exactly).")
 @click.option("--neural-res", "neural_resolution", type=click.IntRange(min=4), default=None,
               help="Volume-rendering resolution R  [default: the network's]")
-def video(network, seeds_spec, out_path, frames_dir, trajectory, yaw_range, pitch_range, frames, fps, grid_spec,
+def video(network, seeds_spec, avatar, out_path, frames_dir, trajectory, yaw_range, pitch_range, frames, fps, grid_spec,
           interp, interp_kind, depth, depth_only, animate, animate_amount, truncation_psi, truncation_cutoff,
           flame_dir, device_choice, batch, noise_mode, neural_resolution):
     """Render a video of SEEDS: the camera moves along --trajectory around the pivot, optionally
@@ -73,13 +75,27 @@ def video(network, seeds_spec, out_path, frames_dir, trajectory, yaw_range, pitc
     from next3d.animation.trajectories import TrajectoryConfig
     from next3d.animation.video import VideoConfig, layout_for, parse_grid, video_frames
     from next3d.animation.video_writer import VideoWriter, VideoWriterError
+    from next3d.animation.avatar import load_avatar
     from next3d.generate import load_generator, parse_seeds
 
     started = time.perf_counter()
     if depth and depth_only:
         raise click.ClickException("--depth and --depth-only exclude each other")
+    if (seeds_spec is None) == (avatar is None):
+        raise click.ClickException("give exactly one of --seeds SPEC or --avatar FILE")
+    loaded_avatar = None
     try:
-        seeds = parse_seeds(seeds_spec)
+        if avatar is not None:
+            loaded_avatar = load_avatar(avatar)
+            if network is None:
+                if loaded_avatar.generator is None:
+                    raise click.ClickException("--network is required (the avatar names no generator)")
+                network = str(loaded_avatar.generator)
+            if interp:
+                raise click.ClickException("--interp needs several seeds; an avatar is one latent")
+        elif network is None:
+            raise click.ClickException("--network is required with --seeds")
+        seeds = parse_seeds(seeds_spec) if loaded_avatar is None else [0]
         config = VideoConfig(
             frames=frames, trajectory=TrajectoryConfig(kind=trajectory, yaw_range=yaw_range, pitch_range=pitch_range),
             grid=parse_grid(grid_spec), interp=interp, interpolation=interp_kind, animate=animate,
@@ -94,8 +110,13 @@ def video(network, seeds_spec, out_path, frames_dir, trajectory, yaw_range, pitc
         writer = VideoWriter(out_path, fps=fps, frames_dir=frames_dir)
     except VideoWriterError as exc:
         raise click.ClickException(str(exc)) from None
+    ws = base_flame = None
     try:
         G = load_generator(network, device=device, flame_dir=flame_dir)
+        if loaded_avatar is not None:
+            loaded_avatar.check(G)
+            ws = loaded_avatar.ws[None]
+            base_flame = {"shape": loaded_avatar.shape, **loaded_avatar.neutral}
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -103,16 +124,18 @@ def video(network, seeds_spec, out_path, frames_dir, trajectory, yaw_range, pitc
     render_started = time.perf_counter()
     try:
         with writer, tqdm(total=frames, unit="frame", desc="video", dynamic_ncols=True) as bar:
-            for frame in video_frames(G, seeds, config, on_progress=bar.update, stats=stats):
+            for frame in video_frames(G, seeds, config, on_progress=bar.update, stats=stats, ws=ws,
+                                      base_flame=base_flame):
                 writer.append(frame)
     except ValueError as exc:  # AnimationError, RenderVideoError, VideoWriterError: the partial file is gone
         raise click.ClickException(str(exc)) from None
     render_s = time.perf_counter() - render_started
     elapsed = time.perf_counter() - started
     h, w = writer.size
+    who = f"avatar {avatar}" if loaded_avatar is not None else f"{len(seeds)} seed(s)"
     what = f"{writer.count} PNG frames in {Path(out_path)}" if frames_dir else f"{Path(out_path)}"
     click.echo(f"wrote {what}: {writer.count} frames of {w}x{h} at {fps:g} fps ({writer.count / fps:.1f} s of video), "
-               f"{layout.columns}x{layout.rows} cell(s), {len(seeds)} seed(s), on {device} in {elapsed:.1f} s "
+               f"{layout.columns}x{layout.rows} cell(s), {who}, on {device} in {elapsed:.1f} s "
                f"({render_s / max(writer.count, 1):.2f} s/frame; planes built {stats.planes} time(s) for "
                f"{stats.frames} cell renders)")
 

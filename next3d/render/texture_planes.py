@@ -41,7 +41,11 @@ and combined side view 1 with itself: neither is repeated here.
 * **front_only**: side and top are not rasterised; their planes and alphas are zero (the
   released checkpoint appears to blend only the front plane).
 * Gradients reach the texture; the UV lookup (rasterisation, barycentrics) is detached, as
-  in the published model.
+  in the published model. With `uv_gradients=True` (inversion's face refinement, where the
+  generator is the renderer of the mesh) the barycentrics are recomputed differentiably
+  (`interpolate.barycentrics_differentiable`) so that gradients also reach the vertices:
+  the UVs seen at a plane pixel move with the mesh (no silhouette gradients; which face
+  wins a pixel stays discrete). Values are identical either way.
 
 Shapes: vertices (B, V, 3) and landmarks (B, 68, 3) in FLAME space; faces (F, 3) and
 uv_faces (F, 3) int64; uv_coords (T, 2); uv_mask (1 or B, 1, S, S) in [0, 1] (image rows,
@@ -219,6 +223,7 @@ def render_views(
     box_warp: float = DEFAULT_BOX_WARP,
     rasterize_impl: str = "auto",
     check_indices: bool = True,
+    uv_gradients: bool = False,
 ) -> ViewRendering:
     """Rasterise the mesh in the named views and sample the texture (module docstring).
 
@@ -236,7 +241,14 @@ def render_views(
     # The index check costs a GPU->CPU sync; callers holding a fixed, validated mesh skip it.
     frags = _rasterize_culled(ndc, windings, faces.long(), res, rasterize_impl, check_indices)  # (N*B, ...)
     face_uv = uv_coords.detach().float()[uv_faces.long()]  # (F, 3, 2)
-    uv = interpolate_face_attrs(frags, face_uv, check_indices=False)  # (N*B, R, R, 2), 0 where uncovered
+    bary = None
+    if uv_gradients and vertices.requires_grad:
+        from next3d.render.interpolate import barycentrics_differentiable
+
+        live = flame_to_world(vertices.float())
+        live_ndc = torch.cat([view_ndc(live, VIEW_BY_NAME[name], box_warp) for name in views], dim=0)
+        bary = barycentrics_differentiable(frags, live_ndc, faces.long())
+    uv = interpolate_face_attrs(frags, face_uv, bary=bary, check_indices=False)  # (N*B, R, R, 2), 0 if uncovered
     mesh_hit = frags.mask
 
     def batch_major(x):  # (N*B, R, R, ...) -> (B, N*R, R, ...): one grid_sample per batch entry
@@ -302,6 +314,7 @@ def build_texture_planes(
     front_only: bool = False,
     rasterize_impl: str = "auto",
     check_uv_range: bool = True,
+    uv_gradients: bool = False,
 ) -> TexturePlanes:
     """Dynamic tri-planes from a neural texture (see the module docstring for conventions).
 
@@ -319,6 +332,7 @@ def build_texture_planes(
         rasterize_impl: passed to `rasterize` ("auto", "ref", "cpu", "cuda").
         check_uv_range: check uv_coords are in [0, 1] and face indices are in range
             (GPU->CPU syncs; a module holding the mesh layout checks once and passes False).
+        uv_gradients: let gradients reach the vertices through the UV lookup (module docstring).
     Returns:
         TexturePlanes(planes (B, 3, C, R, R), alphas (B, 3, 1, R, R)).
     """
@@ -329,7 +343,7 @@ def build_texture_planes(
     views = ("front",) if front_only else ("front", "top", "side_pos_x", "side_neg_x")
     out = render_views(vertices, faces, uv_coords, uv_faces, uv_mask, landmarks, texture, res,
                        views=views, box_warp=box_warp, rasterize_impl=rasterize_impl,
-                       check_indices=check_uv_range)
+                       check_indices=check_uv_range, uv_gradients=uv_gradients)
     if front_only:
         zeros = out.features.new_zeros(batch, 2, channels, res, res)
         planes = torch.cat([out.features, zeros], dim=1)
@@ -365,6 +379,9 @@ class TexturePlaneBuilder(torch.nn.Module):
         self.box_warp = float(box_warp)
         self.front_only = bool(front_only)
         self.rasterize_impl = rasterize_impl
+        # Plain attribute (as the generator's neural_rendering_resolution): the inversion's
+        # refinement switches it on for its duration (`next3d.inversion.losses.mesh_gradients`).
+        self.uv_gradients = False
         # Checked against the vertex count on every call without touching the device.
         self.max_vertex_index = int(faces.max()) if faces.numel() else -1
         self.register_buffer("faces", faces.long().clone(), persistent=False)
@@ -378,7 +395,8 @@ class TexturePlaneBuilder(torch.nn.Module):
                              f"has only V={vertices.shape[1]} (expected the head model this builder was made for)")
         return build_texture_planes(vertices, self.faces, self.uv_coords, self.uv_faces, self.uv_mask, landmarks,
                                     texture, self.resolution, box_warp=self.box_warp, front_only=self.front_only,
-                                    rasterize_impl=self.rasterize_impl, check_uv_range=False)
+                                    rasterize_impl=self.rasterize_impl, check_uv_range=False,
+                                    uv_gradients=self.uv_gradients)
 
     def extra_repr(self) -> str:
         return (f"resolution={self.resolution}, box_warp={self.box_warp}, front_only={self.front_only}, "
