@@ -9,11 +9,18 @@ A checkpoint is one zip file (suggested suffix `.n3d`, members stored uncompress
                           "groups": {NAME: {"file": "NAME.safetensors",
                                             "tensors": {key: [dtype, [shape...]]}}},
                           "fresh_modules": {NAME: [prefix, ...]},   # deliberately absent weights
+                          "head": HeadRecord.to_dict() or null,     # the generator's head model
                           "extra": {...}}                           # caller's JSON data
     G.safetensors        generator state_dict
     G_ema.safetensors    EMA generator (optional)
     D.safetensors        discriminator (optional)
+    head.safetensors     the head model's arrays (optional; `embed_head=True`, e.g. the shipped model)
     <other>.safetensors  further tensor groups (e.g. optimiser state) listed in "groups"
+
+The head record (`next3d/flame/head_record.py`: name, version, content hash) says which head
+model the generator was built with. When the arrays are embedded, `build_generator` builds the
+generator on exactly those arrays, whatever the current head code makes; otherwise it builds
+the configured head and warns when its content hash differs from the record.
 
 A folder holding the same members is read too. Loading checks the format and version,
 that every listed tensor is present with its dtype and shape, and turns a corrupt or
@@ -41,6 +48,8 @@ FORMAT = "next3d-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_MEMBER = "config.json"
 NETWORKS = ("G", "G_ema", "D")
+HEAD_GROUP = "head"
+"""Tensor group holding the embedded head model's arrays (`next3d.flame.head_record.head_to_tensors`)."""
 
 StateDict = Dict[str, torch.Tensor]
 PathLike = Union[str, Path]
@@ -102,6 +111,8 @@ def save_checkpoint(
     groups: Optional[Mapping[str, Any]] = None,
     fresh_modules: Optional[Mapping[str, Sequence[str]]] = None,
     kind: Optional[str] = None,
+    head: Any = None,
+    embed_head: bool = False,
 ) -> Path:
     """Write a checkpoint to `path` atomically (a temporary file, then a rename).
 
@@ -112,6 +123,10 @@ def save_checkpoint(
     fresh_modules: group -> tensor-name prefixes deliberately left out, which
         `build_generator` initialises freshly instead of reporting them missing.
     kind: "generator" or "training"; defaults to "training" when D is given.
+    head: the generator's head model (a `FlameModelData`); default: the `head_data` of G_ema or G
+        when they are modules. Its HeadRecord is written to config.json.
+    embed_head: also store the head's arrays (group "head"), so the file never depends on the
+        head code of a later next3d (the shipped model does this; about 12 MB for the built-in head).
     """
     if not isinstance(config, GeneratorConfig):
         raise TypeError(f"save_checkpoint: config must be a GeneratorConfig, got {type(config).__name__}")
@@ -119,10 +134,25 @@ def save_checkpoint(
         d_config = getattr(D, "config", None)
     if D is not None and not isinstance(d_config, DiscriminatorConfig):
         raise ValueError("save_checkpoint: D was given without its DiscriminatorConfig (pass d_config=...)")
+    if groups and HEAD_GROUP in groups:
+        raise ValueError(f"save_checkpoint: group name '{HEAD_GROUP}' is reserved for the embedded head model")
+    if head is None:
+        head = next((getattr(m, "head_data", None) for m in (G_ema, G) if isinstance(m, torch.nn.Module)
+                     and getattr(m, "head_data", None) is not None), None)
+    head_record = None
+    if head is not None:
+        from next3d.flame.head_record import describe_head, head_to_tensors
+
+        head_record = describe_head(head)
+    elif embed_head:
+        raise ValueError("save_checkpoint: embed_head=True needs the head model (head=... or a G_ema/G module "
+                         "with head_data)")
     named = {"G": G, "G_ema": G_ema, "D": D, **dict(groups or {})}
     tensors = {name: _as_state_dict(obj, name) for name, obj in named.items() if obj is not None}
     if not tensors:
         raise ValueError("save_checkpoint: nothing to save (give at least one of G, G_ema, D)")
+    if embed_head:
+        tensors[HEAD_GROUP] = head_to_tensors(head)
     for name in tensors:
         if not name.replace("_", "").isalnum():
             raise ValueError(f"save_checkpoint: group name '{name}' must be letters, digits and underscores")
@@ -150,6 +180,7 @@ def save_checkpoint(
             for name, sd in tensors.items()
         },
         "fresh_modules": fresh,
+        "head": head_record.to_dict() if head_record is not None else None,
         "extra": extra_json,
     }
     path = Path(path)
@@ -325,7 +356,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
             raise CheckpointError(f"checkpoint {path}: format version {version!r} is not supported by next3d "
                                   f"{next3d.__version__} (reads versions 1..{FORMAT_VERSION}); upgrade next3d")
         for key, kind in (("generator", dict), ("discriminator", (dict, type(None))), ("groups", dict),
-                          ("fresh_modules", dict), ("extra", dict)):
+                          ("fresh_modules", dict), ("extra", dict), ("head", (dict, type(None)))):
             if key in header and not isinstance(header[key], kind):
                 raise CheckpointError(f"checkpoint {path}: config.json '{key}' is a {type(header[key]).__name__}, "
                                       f"expected {'an object' if kind is dict else 'an object or null'}")
@@ -344,6 +375,17 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
         for name, entry in index.items():
             _check_group_entry(path, name, entry)
         wanted = list(index) if groups is None else list(groups)
+        if HEAD_GROUP in index and HEAD_GROUP not in wanted:
+            wanted.append(HEAD_GROUP)  # the generator cannot be built without it
+        if header.get("head") is not None:
+            from next3d.flame.head_record import HeadRecord, HeadRecordError
+
+            try:
+                HeadRecord.from_dict(header["head"], f"checkpoint {path}: config.json 'head'")
+            except HeadRecordError as exc:
+                raise CheckpointError(str(exc)) from None
+        elif HEAD_GROUP in index:
+            raise CheckpointError(f"checkpoint {path}: holds head arrays but config.json has no 'head' record")
         for name in wanted:
             if name not in index:
                 raise CheckpointError(f"checkpoint {path}: no tensor group '{name}' (has: {', '.join(index) or 'none'})")
@@ -368,6 +410,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu",
     meta = {k: v for k, v in header.items() if k not in ("generator", "discriminator", "groups")}
     meta.setdefault("fresh_modules", {})
     meta.setdefault("extra", {})
+    meta.setdefault("head", None)
     return Checkpoint(config=config, state_dicts=state_dicts, meta=meta, d_config=d_config, path=str(path))
 
 
@@ -485,6 +528,14 @@ def build_generator(source: Union[Checkpoint, GeneratorConfig, PathLike],
     if which not in source.state_dicts:
         raise CheckpointError(f"checkpoint {source.path}: no tensor group '{which}' "
                               f"(has: {', '.join(source.state_dicts) or 'none'})")
+    from next3d.checkpoint_head import accepts_head, checkpoint_head
+
+    head = checkpoint_head(source)
+    if head is not None and accepts_head(factory):
+        base_factory = factory
+
+        def factory(config):  # noqa: F811 - the same factory, on the checkpoint's head model
+            return base_factory(config, head=head)
     module = build_seeded(source.config, factory, seed)
     try:
         check_head_topology(source.config, built_head_topology(module))

@@ -100,19 +100,23 @@ def view_yaws(views: int, yaw_range: float) -> List[float]:
 # --------------------------------------------------------------------------- networks
 
 
-def load_generator(network: str, device: Union[str, torch.device] = "cpu", flame_dir: Optional[str] = None,
-                   init_seed: int = 0) -> torch.nn.Module:
+def load_generator(network: Optional[str] = None, device: Union[str, torch.device] = "cpu",
+                   flame_dir: Optional[str] = None, init_seed: int = 0) -> torch.nn.Module:
     """Build a generator in eval mode on `device`.
 
-    network: `random:PRESET` (fresh weights drawn from `init_seed`, deterministic; PRESET
-    one of `next3d.presets.PRESET_NAMES`) or the path of a next3d checkpoint (zip or
-    folder; `G_ema` when present, else `G`). flame_dir: the head model to use (None =
-    the configuration's, i.e. $NEXT3D_FLAME_DIR or the built-in head for presets).
-    Raises GenerateError / CheckpointError / FlameFilesError (all ValueError) with one line.
+    network: `builtin` or None (the trained model shipped in `next3d/pretrained/`),
+    `random:PRESET` (fresh weights drawn from `init_seed`, deterministic; PRESET one of
+    `next3d.presets.PRESET_NAMES`) or the path of a next3d checkpoint (zip or folder;
+    `G_ema` when present, else `G`). flame_dir: the head model to use (None = the
+    checkpoint's embedded head, else the configuration's: $NEXT3D_FLAME_DIR or the built-in
+    head). Raises GenerateError / CheckpointError / FlameFilesError / BuiltinNetworkError
+    (all ValueError) with one line.
     """
     from next3d.checkpoint import build_generator, load_checkpoint
     from next3d.presets import PRESET_NAMES, get_preset
+    from next3d.pretrained import BUILTIN, load_builtin_checkpoint
 
+    network = BUILTIN if network is None else str(network)
     if network.startswith(RANDOM_PREFIX):
         name = network[len(RANDOM_PREFIX):]
         if name not in PRESET_NAMES:
@@ -121,19 +125,62 @@ def load_generator(network: str, device: Union[str, torch.device] = "cpu", flame
         config = get_preset(name)
         if flame_dir is not None:
             config = config.replace(flame_dir=str(flame_dir), head_model="flame")
-        return build_generator(config, seed=init_seed, device=device)
+        G = build_generator(config, seed=init_seed, device=device)
+        G.network_info = network_info(network)
+        return G
 
-    path = Path(network)
-    if not path.exists():
-        raise GenerateError(f"network {path}: no such file or folder (expected a next3d checkpoint, "
-                            f"or random:PRESET)")
-    if path.suffix.lower() == ".pkl":
-        raise GenerateError(f"network {path}: a published pickle cannot be loaded directly; convert it first with "
-                            f"`next3d convert {path} OUT.n3d` and pass OUT.n3d")
-    checkpoint = load_checkpoint(path, groups=None)
+    if network == BUILTIN:
+        checkpoint = load_builtin_checkpoint()
+    else:
+        path = Path(network)
+        if not path.exists():
+            raise GenerateError(f"network {path}: no such file or folder (expected a next3d checkpoint, "
+                                f"'{BUILTIN}' or random:PRESET)")
+        if path.suffix.lower() == ".pkl":
+            raise GenerateError(f"network {path}: a published pickle cannot be loaded directly; convert it first "
+                                f"with `next3d convert {path} OUT.n3d` and pass OUT.n3d")
+        checkpoint = load_checkpoint(path, groups=None)
     if flame_dir is not None:
-        checkpoint = dataclasses.replace(checkpoint, config=checkpoint.config.replace(flame_dir=str(flame_dir)))
-    return build_generator(checkpoint, seed=init_seed, device=device)
+        from next3d.checkpoint import HEAD_GROUP
+
+        # An explicit head model replaces the embedded one (the topology check still applies).
+        checkpoint = dataclasses.replace(
+            checkpoint, config=checkpoint.config.replace(flame_dir=str(flame_dir)),
+            state_dicts={k: v for k, v in checkpoint.state_dicts.items() if k != HEAD_GROUP},
+            meta={**checkpoint.meta, "head": None})
+    G = build_generator(checkpoint, seed=init_seed, device=device)
+    G.network_info = network_info(network, checkpoint)
+    return G
+
+
+def network_info(network: str, checkpoint=None) -> Dict[str, object]:
+    """What a --network value loaded: {"network", "trained", "preset", "kimg"} (None when unknown)."""
+    from next3d.pretrained import BUILTIN
+
+    if network.startswith(RANDOM_PREFIX):
+        return {"network": network, "trained": False, "preset": network[len(RANDOM_PREFIX):], "kimg": None}
+    extra = (checkpoint.meta.get("extra") or {}) if checkpoint is not None else {}
+    run = extra.get("run_config") if isinstance(extra.get("run_config"), dict) else {}
+    state = extra.get("state") if isinstance(extra.get("state"), dict) else {}
+    preset = extra.get("preset") or run.get("preset")
+    kimg = extra.get("kimg")
+    if kimg is None and isinstance(state.get("cur_nimg"), int):
+        kimg = state["cur_nimg"] / 1000.0
+    return {"network": BUILTIN if network == BUILTIN else str(network), "trained": True,
+            "preset": preset if isinstance(preset, str) else None,
+            "kimg": float(kimg) if isinstance(kimg, (int, float)) and not isinstance(kimg, bool) else None}
+
+
+def describe_network(G: torch.nn.Module) -> str:
+    """One phrase naming the loaded network, e.g. 'builtin (demo, 120.0 kimg)' or 'random:tiny (untrained)'."""
+    info = getattr(G, "network_info", None) or {"network": "a generator", "trained": True, "preset": None,
+                                                "kimg": None}
+    parts = [] if info["trained"] else ["untrained"]
+    if info["trained"] and info["preset"]:
+        parts.append(str(info["preset"]))
+    if info["kimg"] is not None:
+        parts.append(f"{info['kimg']:.1f} kimg")
+    return f"{info['network']} ({', '.join(parts)})" if parts else str(info["network"])
 
 
 def frontal_label(G: torch.nn.Module, device: Union[str, torch.device] = "cpu") -> torch.Tensor:

@@ -29,6 +29,7 @@ _SUBCOMMANDS = {
     "video": ("next3d.cli.video", "video"),
     "reenact": ("next3d.cli.reenact", "reenact"),
     "invert": ("next3d.cli.invert", "invert"),
+    "export-model": ("next3d.cli.export_model", "export_model"),
 }
 
 

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import click
 
-from next3d.cli.options import resolve_device
-
-DEFAULT_NETWORK = "random:tiny"
-BUILTIN = "builtin"
+from next3d.cli.options import network_option, resolve_device
 
 
 @click.command("demo")
-@click.option("--network", default=DEFAULT_NETWORK, show_default=True, metavar="PATH|random:PRESET|builtin",
-              help="A next3d checkpoint, or random:PRESET (untrained; presets ffhq512, small, tiny). "
-                   "'builtin' will name the trained built-in model once it ships.")
+@network_option()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 127.0.0.1 keeps the page on this machine (0.0.0.0 exposes it).")
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
@@ -35,9 +30,6 @@ def demo(network, host, port, share, device_choice, flame_dir, max_upload):
     from next3d.demo.engine import load_engine
     from next3d.demo.uploads import parse_size
 
-    if network == BUILTIN:
-        raise click.ClickException("--network builtin: the trained built-in model has not shipped yet; use "
-                                   "random:tiny (untrained) or a checkpoint path")
     try:
         max_bytes = parse_size(max_upload)
     except DemoError as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import FiniteFloat, flame_options, prepare_out_dir, resolve_device
+from next3d.cli.options import FiniteFloat, flame_options, load_network, network_option, prepare_out_dir, resolve_device
 
 LARGE_RUN_IMAGES = 10_000
 
@@ -22,9 +22,7 @@ def _list_paths(paths, limit: int = 8) -> str:
 
 
 @click.command("generate")
-@click.option("--network", required=True, metavar="PATH|random:PRESET",
-              help="A next3d checkpoint (convert published .pkl files with `next3d convert` first), or "
-                   "random:PRESET for a randomly initialised generator (presets: ffhq512, small, tiny).")
+@network_option()
 @click.option("--seeds", "seeds_spec", required=True, metavar="SPEC",
               help="Seeds: ranges and lists such as 0-3, 1,5,9 or 0-2,7. z = RandomState(seed).randn(z_dim).")
 @click.option("--out", "--outdir", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -71,8 +69,9 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
     from tqdm import tqdm
 
     from next3d.cli.options import flame_params_from_options
+    from next3d.cli.summary import network_phrase
     from next3d.generate import (GenerateError, GenerateOptions, check_memory, check_outputs,
-                                 generate as run_generate, load_generator, parse_seeds, save_seed_output)
+                                 generate as run_generate, parse_seeds, save_seed_output)
 
     started = time.perf_counter()
     try:
@@ -90,16 +89,14 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
         raise click.ClickException(f"--out {out_dir}: exists and is not a folder")
     if Path(out_dir).is_dir():
         check_outputs(seeds, out_dir, shapes=shapes, force=force)  # before any work
-    try:
-        G = load_generator(network, device=device, flame_dir=flame_opts.get("flame_dir"))
-    except ValueError as exc:  # GenerateError, CheckpointError, FlameFilesError, ConfigError
-        raise click.ClickException(str(exc)) from None
+    G = load_network(network, device, flame_dir=flame_opts.get("flame_dir"))
     check_memory(G.config, options)
     out = prepare_out_dir(out_dir)
     flame = flame_params_from_options(G.flame, **flame_opts)
 
     written, notes = [], []
     size = None
+    render_started = time.perf_counter()
     with tqdm(total=len(seeds) * views, unit="img", desc="generate", dynamic_ncols=True) as bar:
         for result in run_generate(G, seeds, flame, options, on_progress=bar.update):
             saved = save_seed_output(result, out, shape_level=shape_level)
@@ -111,10 +108,12 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
                              f"--shape-level {shape_level:g}; its mesh is empty")
             bar.set_postfix_str(f"seed {result.seed}")
     elapsed = time.perf_counter() - started
+    render_s = time.perf_counter() - render_started
     for note in notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote {len(written)} files to {out} in {elapsed:.1f} s: {len(seeds)} seed(s) x {views} view(s) "
-               f"of {size[1]}x{size[0]} on {device} ({_list_paths(written)})")
+               f"of {size[1]}x{size[0]}, {network_phrase(G)} on {device} "
+               f"({len(seeds) * views / max(render_s, 1e-9):.2f} images/s; {_list_paths(written)})")
 
 
 __all__ = ["generate"]

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import check_outputs, force_option, prepare_out_dir, resolve_device
+from next3d.cli.options import check_outputs, force_option, network_option, prepare_out_dir, resolve_device
 
 
 @click.command("invert")
 @click.argument("photo", required=False, type=click.Path(dir_okay=False))
-@click.option("--network", required=True, metavar="PATH|random:PRESET", help="A next3d checkpoint (or random:PRESET).")
+@network_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: avatar.n3d, reconstruction.png, view_yaw*.png, expression_*.png, metrics.json.")
 @click.option("--target-item", default=None, metavar="DATASET:INDEX",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import resolve_device
+from next3d.cli.options import load_network, network_option, resolve_device
 
 
 def _write_json_atomic(path: Path, data) -> None:
@@ -36,17 +36,17 @@ def _format(results) -> str:
 
 
 @click.command("metrics")
-@click.option("--network", required=True, metavar="PATH|random:PRESET",
-              help="A next3d checkpoint, or random:PRESET for a randomly initialised generator.")
+@network_option()
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True),
               help="The data set (folder or zip, docs/dataset_format.md): real images for FID/KID, and the "
                    "cameras and FLAME parameters that condition the generated samples.")
 @click.option("--metrics", "metric_spec", default="fid10k_vgg,kid10k_vgg", show_default=True, metavar="LIST",
               help="Comma-separated: fid<N>k_vgg, kid<N>k_vgg, fid<N>k_inception, kid<N>k_inception, id, aed, apd, "
-                   "lmk, consistency.")
+                   "lmk, consistency, face_rate, jaw_mouth, depth (needs the set's gt/*.npz), speed.")
 @click.option("--num", "num_gen", type=click.IntRange(min=1), default=None,
               help="Generated samples per metric (overrides the N of fid<N>k; identities for id)  "
-                   "[default: N k for fid/kid, 100 for id, 500 otherwise]")
+                   "[default: N k for fid/kid, 100 for id and face_rate, 20 for jaw_mouth, 50 for depth, 16 for "
+                   "speed, 500 otherwise]")
 @click.option("--split", type=click.Choice(["train", "test", "all"]), default="train", show_default=True,
               help="Which items of the data set to use.")
 @click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Generator batch size.")
@@ -69,7 +69,6 @@ def metrics(network, data_path, metric_spec, num_gen, split, batch, seed, device
     offline; inception = the standard FID network, from a weights file you give).
     """
     import next3d
-    from next3d.generate import load_generator
     from training.dataset import DatasetError, ImageDataset
     from training.metrics.feature_nets import MetricError
     from training.metrics.registry import check_names, compute_metrics
@@ -85,12 +84,9 @@ def metrics(network, data_path, metric_spec, num_gen, split, batch, seed, device
                                    "$NEXT3D_INCEPTION_WEIGHTS); nothing is downloaded: use the *_vgg metrics "
                                    "offline")
     device = resolve_device(device_choice)
+    G = load_network(network, device)
     try:
-        G = load_generator(network, device=device)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        dataset = ImageDataset(data_path, split=None if split == "all" else split)
+        dataset = ImageDataset(data_path, split=None if split == "all" else split, load_ground_truth="depth" in names)
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     try:

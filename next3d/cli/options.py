@@ -153,3 +153,31 @@ def prepare_out_dir(out_dir: str) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise click.ClickException(f"--out {path}: the folder is not writable")
     return path
+
+
+NETWORK_METAVAR = "builtin|PATH|random:PRESET"
+
+
+def network_option(default: Optional[str] = "builtin", default_help: Optional[str] = None):
+    """--network: `builtin` (the trained model shipped with next3d; the default), a next3d
+    checkpoint, or random:PRESET. `default=None` leaves the choice to the command
+    (`default_help` then says what it does)."""
+    from next3d.presets import PRESET_NAMES
+
+    text = ("builtin = the trained model shipped with next3d (128-px heads of the synthetic set); PATH = a next3d "
+            "checkpoint (convert published .pkl files with `next3d convert` first); random:PRESET = an untrained "
+            f"generator (presets: {', '.join(PRESET_NAMES)}).")
+    if default is None:
+        return click.option("--network", default=None, metavar=NETWORK_METAVAR,
+                            help=f"{text}  [default: {default_help or 'builtin'}]")
+    return click.option("--network", default=default, show_default=True, metavar=NETWORK_METAVAR, help=text)
+
+
+def load_network(network: Optional[str], device: str, flame_dir: Optional[str] = None):
+    """`next3d.generate.load_generator` for a --network value, its errors as click errors."""
+    from next3d.generate import load_generator
+
+    try:
+        return load_generator(network, device=device, flame_dir=flame_dir)
+    except ValueError as exc:  # GenerateError, CheckpointError, BuiltinNetworkError, FlameFilesError, ConfigError
+        raise click.ClickException(str(exc)) from None

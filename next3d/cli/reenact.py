@@ -12,12 +12,11 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import resolve_device
+from next3d.cli.options import load_network, network_option, resolve_device
 
 
 @click.command("reenact")
-@click.option("--network", default=None, metavar="PATH|random:PRESET",
-              help="A next3d checkpoint or random:PRESET  [default with --avatar: the avatar's tuned generator]")
+@network_option(default=None, default_help="with --avatar its tuned generator when it names one, else builtin")
 @click.option("--seed", type=click.IntRange(0, 2 ** 32 - 1), default=None, help="Drive the identity of this seed.")
 @click.option("--avatar", type=click.Path(dir_okay=False), default=None,
               help="Drive this avatar file (.npz: ws, FLAME shape, optional tuned generator).")
@@ -60,23 +59,20 @@ def reenact(network, seed, avatar, driver, out_path, frames_dir, camera, relativ
     from next3d.animation.reenact import ReenactConfig, avatar_identity, reenact_frames, seed_identity
     from next3d.animation.render_video import RenderStats, RenderVideoOptions
     from next3d.animation.video_writer import VideoWriter
-    from next3d.generate import load_generator
+    from next3d.cli.summary import video_line
 
     started = time.perf_counter()
     if (seed is None) == (avatar is None):
         raise click.ClickException("give exactly one of --seed S or --avatar FILE")
     try:
         loaded_avatar = load_avatar(avatar) if avatar is not None else None
-        if network is None:
-            if loaded_avatar is None or loaded_avatar.generator is None:
-                raise click.ClickException("--network is required (the avatar names no tuned generator)"
-                                           if loaded_avatar is not None else "--network is required with --seed")
+        if network is None and loaded_avatar is not None and loaded_avatar.generator is not None:
             network = str(loaded_avatar.generator)
         config = ReenactConfig(camera=camera, relative=relative, side_by_side=side_by_side,
                                render=RenderVideoOptions(batch=batch, noise_mode=noise_mode,
                                                          neural_resolution=neural_resolution))
         device = resolve_device(device_choice)
-        G = load_generator(network, device=device, flame_dir=flame_dir)
+        G = load_network(network, device, flame_dir=flame_dir)
         if loaded_avatar is not None:
             loaded_avatar.check(G)
             identity = avatar_identity(loaded_avatar)
@@ -99,12 +95,9 @@ def reenact(network, seed, avatar, driver, out_path, frames_dir, camera, relativ
         raise click.ClickException(str(exc)) from None
     render_s = time.perf_counter() - render_started
     elapsed = time.perf_counter() - started
-    h, w = writer.size
-    what = f"{writer.count} PNG frames in {Path(out_path)}" if frames_dir else f"{Path(out_path)}"
-    click.echo(f"wrote {what}: {writer.count} frames of {w}x{h} at {writer.fps:g} fps "
-               f"({writer.count / writer.fps:.1f} s of video) driven by {seq.kind} {Path(driver).name} "
-               f"({'relative' if relative else 'absolute'}, camera {camera}) on {device} in {elapsed:.1f} s "
-               f"({writer.count / max(render_s, 1e-9):.2f} frames/s; planes built {stats.planes} time(s))")
+    details = (f"driven by {seq.kind} {Path(driver).name} ({'relative' if relative else 'absolute'}, camera "
+               f"{camera}; planes built {stats.planes} time(s))")
+    click.echo(video_line(writer, out_path, frames_dir, details, G, device, elapsed, render_s))
 
 
 __all__ = ["reenact"]

@@ -8,17 +8,14 @@ Thin: parse options, load the generator (as `next3d generate`), call
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
-from next3d.cli.options import resolve_device
+from next3d.cli.options import load_network, network_option, resolve_device
 
 
 @click.command("video")
-@click.option("--network", default=None, metavar="PATH|random:PRESET",
-              help="A next3d checkpoint, or random:PRESET for a randomly initialised generator "
-                   "(presets: ffhq512, small, tiny)  [default with --avatar: the avatar's generator]")
+@network_option(default=None, default_help="builtin; with --avatar, the avatar's generator")
 @click.option("--seeds", "seeds_spec", default=None, metavar="SPEC",
               help="Seeds such as 0-3 or 1,5,9: one per grid cell, or (with --interp) several per cell.")
 @click.option("--avatar", type=click.Path(dir_okay=False), default=None,
@@ -76,7 +73,8 @@ def video(network, seeds_spec, avatar, out_path, frames_dir, trajectory, yaw_ran
     from next3d.animation.video import VideoConfig, layout_for, parse_grid, video_frames
     from next3d.animation.video_writer import VideoWriter, VideoWriterError
     from next3d.animation.avatar import load_avatar
-    from next3d.generate import load_generator, parse_seeds
+    from next3d.cli.summary import video_line
+    from next3d.generate import parse_seeds
 
     started = time.perf_counter()
     if depth and depth_only:
@@ -93,8 +91,6 @@ def video(network, seeds_spec, avatar, out_path, frames_dir, trajectory, yaw_ran
                 network = str(loaded_avatar.generator)
             if interp:
                 raise click.ClickException("--interp needs several seeds; an avatar is one latent")
-        elif network is None:
-            raise click.ClickException("--network is required with --seeds")
         seeds = parse_seeds(seeds_spec) if loaded_avatar is None else [0]
         config = VideoConfig(
             frames=frames, trajectory=TrajectoryConfig(kind=trajectory, yaw_range=yaw_range, pitch_range=pitch_range),
@@ -111,14 +107,14 @@ def video(network, seeds_spec, avatar, out_path, frames_dir, trajectory, yaw_ran
     except VideoWriterError as exc:
         raise click.ClickException(str(exc)) from None
     ws = base_flame = None
-    try:
-        G = load_generator(network, device=device, flame_dir=flame_dir)
-        if loaded_avatar is not None:
+    G = load_network(network, device, flame_dir=flame_dir)
+    if loaded_avatar is not None:
+        try:
             loaded_avatar.check(G)
-            ws = loaded_avatar.ws[None]
-            base_flame = {"shape": loaded_avatar.shape, **loaded_avatar.neutral}
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        ws = loaded_avatar.ws[None]
+        base_flame = {"shape": loaded_avatar.shape, **loaded_avatar.neutral}
 
     stats = RenderStats()
     render_started = time.perf_counter()
@@ -131,13 +127,10 @@ def video(network, seeds_spec, avatar, out_path, frames_dir, trajectory, yaw_ran
         raise click.ClickException(str(exc)) from None
     render_s = time.perf_counter() - render_started
     elapsed = time.perf_counter() - started
-    h, w = writer.size
     who = f"avatar {avatar}" if loaded_avatar is not None else f"{len(seeds)} seed(s)"
-    what = f"{writer.count} PNG frames in {Path(out_path)}" if frames_dir else f"{Path(out_path)}"
-    click.echo(f"wrote {what}: {writer.count} frames of {w}x{h} at {fps:g} fps ({writer.count / fps:.1f} s of video), "
-               f"{layout.columns}x{layout.rows} cell(s), {who}, on {device} in {elapsed:.1f} s "
-               f"({render_s / max(writer.count, 1):.2f} s/frame; planes built {stats.planes} time(s) for "
-               f"{stats.frames} cell renders)")
+    details = (f"{layout.columns}x{layout.rows} cell(s), {who} (planes built {stats.planes} time(s) "
+               f"for {stats.frames} cell renders)")
+    click.echo(video_line(writer, out_path, frames_dir, details, G, device, elapsed, render_s))
 
 
 __all__ = ["video"]

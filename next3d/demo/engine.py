@@ -248,11 +248,15 @@ def _stem(controls: DemoControls) -> str:
     return f"seed{controls.seed:04d}-{digest}"
 
 
-def load_engine(network: str, device: Union[str, torch.device] = "cpu", flame_dir: Optional[str] = None) -> DemoEngine:
-    """Build the demo's engine: `random:PRESET` (untrained) or a checkpoint path (see
-    `next3d.generate.load_generator`). Raises ValueError subclasses with one line."""
+def load_engine(network: Optional[str] = None, device: Union[str, torch.device] = "cpu",
+                flame_dir: Optional[str] = None) -> DemoEngine:
+    """Build the demo's engine: `builtin` / None (the shipped model), `random:PRESET`
+    (untrained) or a checkpoint path (see `next3d.generate.load_generator`). Raises
+    ValueError subclasses with one line."""
     from next3d.generate import RANDOM_PREFIX, load_generator
+    from next3d.pretrained import BUILTIN
 
+    network = BUILTIN if network is None else network
     G = load_generator(network, device=device, flame_dir=flame_dir)
     return DemoEngine(G, network_name=network, trained=not network.startswith(RANDOM_PREFIX))
 

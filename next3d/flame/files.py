@@ -62,7 +62,8 @@ class FlameModelData:
     j_regressor (J, V); weights (V, J); parents (J,) with -1 for the root;
     uv_coords (T, 2) in [0, 1] (v = 0 at the bottom of the texture image); uv_faces (F, 3);
     uv_mask (S, S) in [0, 1], row 0 = top of the texture; landmarks: LandmarkEmbedding;
-    name: 'flame2020' | 'flame2023' | 'builtin' | file stem; source: the folder.
+    name: 'flame2020' | 'flame2023' | 'builtin' | file stem; source: the folder (or the checkpoint
+    that embeds it); version: see `next3d.flame.head_record.head_version` (None = derive it).
     """
 
     v_template: np.ndarray
@@ -79,6 +80,8 @@ class FlameModelData:
     landmarks: LandmarkEmbedding
     name: str
     source: str
+    version: Optional[str] = None
+    """Which code or files made the head, when known (next3d/flame/head_record.py)."""
 
     @property
     def num_vertices(self) -> int:

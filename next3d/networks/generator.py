@@ -125,6 +125,10 @@ class Next3DGenerator(torch.nn.Module):
         self.decoder = TriPlaneDecoder(in_channels=channels, hidden_channels=cfg.decoder.hidden,
                                        out_channels=cfg.decoder.features, lr_multiplier=cfg.decoder.lr_multiplier)
         self.flame = FLAME(head)
+        # The head's arrays as loaded (numpy; not in the state_dict): a checkpoint records their
+        # version and content hash and, when exported for shipping, embeds them (next3d/flame/head_record.py).
+        self.head_data = head
+        self._head_record = None
         self.texture_planes = TexturePlaneBuilder(self.flame.faces, self.flame.uv_coords, self.flame.uv_faces,
                                                   self.flame.uv_mask, resolution=cfg.static.resolution,
                                                   box_warp=cfg.render.box_warp,
@@ -140,6 +144,15 @@ class Next3DGenerator(torch.nn.Module):
         self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
         self.num_ws_eg3d = self.backbone.num_ws
         self.num_ws = self.backbone.num_ws + self.texture_backbone.num_ws
+
+    @property
+    def head_record(self):
+        """`next3d.flame.head_record.HeadRecord` of the head model this generator was built with."""
+        if self._head_record is None:
+            from next3d.flame.head_record import describe_head
+
+            self._head_record = describe_head(self.head_data)
+        return self._head_record
 
     # ------------------------------------------------------------------ mapping
 

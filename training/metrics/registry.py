@@ -9,6 +9,10 @@ Names (`METRIC_NAMES` lists the usual ones; any `fid<N>k_<net>` / `kid<N>k_<net>
 | `id` | id, id_views, id_expressions, id_distance | `identity` (num_gen = identities, default 100) |
 | `aed`, `apd`, `lmk` | aed (mm), apd (deg), lmk (% side) | `transfer` (num_gen images, default 500) |
 | `consistency` | consistency_l1, consistency_l1_raw, consistency_coverage | `consistency` (default 500) |
+| `face_rate` | face_rate (share of images where dlib finds a face, yaw within ±30°) | `heads` (default 100) |
+| `jaw_mouth` | jaw_gap_<angle>, jaw_gap_increase, jaw_monotonic, ... (jaw 0 → 0.3 rad) | `heads` (identities, default 20) |
+| `depth` | depth_l1, normal_deg, depth_mean, depth_gt_mean, depth_relief, ... | `heads` (items with gt/*.npz, default 50) |
+| `speed` | images_per_s of `next3d.generate.generate` | `heads` (default 16) |
 
 Metrics requested together share work: FID and KID of one N and network use one set of
 generated features; `aed`, `apd` and `lmk` one set of fits. Every result records the
@@ -29,9 +33,13 @@ from training.metrics.feature_nets import MetricError, get_feature_net
 from training.metrics.fid import distribution_metric, parse_name
 
 METRIC_NAMES = ("fid10k_vgg", "kid10k_vgg", "fid50k_vgg", "kid50k_vgg", "fid10k_inception", "kid10k_inception",
-                "fid50k_inception", "kid50k_inception", "id", "aed", "apd", "lmk", "consistency")
+                "fid50k_inception", "kid50k_inception", "id", "aed", "apd", "lmk", "consistency",
+                "face_rate", "jaw_mouth", "depth", "speed")
 TRANSFER_NAMES = ("aed", "apd", "lmk")
-DEFAULT_COUNTS = {"id": 100, "transfer": 500, "consistency": 500}
+HEAD_NAMES = ("face_rate", "jaw_mouth", "depth", "speed")
+"""Metrics of `training.metrics.heads`; `depth` needs a data set opened with load_ground_truth=True."""
+DEFAULT_COUNTS = {"id": 100, "transfer": 500, "consistency": 500, "face_rate": 100, "jaw_mouth": 20, "depth": 50,
+                  "speed": 16}
 
 
 def check_names(names: Sequence[str]) -> List[str]:
@@ -96,6 +104,28 @@ def _distribution(names: List[str], G, dataset, *, num_gen, device, batch, seed,
     return out
 
 
+def _head_metric(name, G, dataset, *, num_gen, batch, seed, progress, options) -> Dict[str, Any]:
+    from training.metrics import heads
+
+    started = time.perf_counter()
+    count = int(num_gen or DEFAULT_COUNTS[name])
+    psi = float(options.get("truncation_psi", 1.0))
+    with _bar(progress, count, name) as bar:
+        if name == "face_rate":
+            res = heads.face_detection_rate(G, dataset, count, batch=batch, seed=seed, truncation_psi=psi,
+                                            max_yaw_deg=float(options.get("max_yaw_deg", 30.0)),
+                                            on_progress=bar.update)
+        elif name == "jaw_mouth":
+            res = heads.jaw_mouth_opening(G, count, batch=batch, seed=seed, truncation_psi=psi,
+                                          on_progress=bar.update)
+        elif name == "depth":
+            res = heads.depth_against_ground_truth(G, dataset, count, batch=batch, seed=seed, truncation_psi=psi,
+                                                   on_progress=bar.update)
+        else:
+            res = heads.generate_speed(G, count, batch=batch, on_progress=bar.update)
+    return {"results": res, "num_gen": count, "seconds": time.perf_counter() - started}
+
+
 def compute_metrics(names: Sequence[str], G: torch.nn.Module, dataset, *, num_gen: Optional[int] = None,
                     device: Optional[str] = None, batch: int = 4, seed: int = 0, progress: bool = False,
                     **options) -> Dict[str, Dict[str, Any]]:
@@ -157,6 +187,9 @@ def compute_metrics(names: Sequence[str], G: torch.nn.Module, dataset, *, num_ge
                                             on_progress=bar.update)
             results["consistency"] = {"results": res, "num_gen": count, "yaw_offset": yaw_offset,
                                       "seconds": time.perf_counter() - started}
+        for name in [n for n in names if n in HEAD_NAMES]:
+            results[name] = _head_metric(name, G, dataset, num_gen=num_gen, batch=batch, seed=seed,
+                                         progress=progress, options=options)
     finally:
         G.train(was_training)
     for name in names:

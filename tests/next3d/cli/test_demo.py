@@ -12,7 +12,7 @@ def test_demo_is_listed_and_documents_its_options():
     assert res.exit_code == 0
     for option in ("--network", "--port", "--device", "--host", "--share", "--max-upload"):
         assert option in res.output
-    assert "127.0.0.1" in res.output and "random:tiny" in res.output
+    assert "127.0.0.1" in res.output and "random:PRESET" in res.output and "[default: builtin]" in res.output
 
 
 def test_demo_defaults_are_local(monkeypatch):
@@ -28,20 +28,20 @@ def test_demo_defaults_are_local(monkeypatch):
     res = CliRunner().invoke(main, ["demo", "--device", "cpu", "--max-upload", "2mb"])
     assert res.exit_code == 0, res.output
     assert seen["host"] == "127.0.0.1" and seen["share"] is False and seen["port"] == 7860
-    assert seen["max_upload_bytes"] == 2 * 1024 ** 2 and seen["network"] == "random:tiny" and not seen["trained"]
+    # The default network is the trained model shipped in the package.
+    assert seen["max_upload_bytes"] == 2 * 1024 ** 2 and seen["network"] == "builtin" and seen["trained"]
     res = CliRunner().invoke(main, ["demo", "--device", "cpu", "--share", "--host", "0.0.0.0", "--port", "0"])
     assert res.exit_code == 0 and seen["share"] is True and seen["host"] == "0.0.0.0" and seen["port"] is None
     assert "reachable from other machines" in res.output
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--network", "builtin"], "--network builtin: the trained built-in model has not shipped yet"),
     (["--network", "random:huge"], "unknown preset 'huge'"),
     (["--network", "/no/such.n3d"], "no such file or folder"),
     (["--max-upload", "lots"], "--max-upload: max upload size: cannot read 'lots'"),
 ])
 def test_demo_bad_options(args, message):
-    if "--network" in args and args[1] != "builtin":
+    if "--network" in args:
         pytest.importorskip("gradio")
     res = CliRunner().invoke(main, ["demo", "--device", "cpu", *args])
     assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
