@@ -33,7 +33,10 @@ from .setup import Built, build_networks, check_batch, check_dataset
 from .snapshot import restore_snapshot, save_snapshot
 from .warmup import g_recon, in_warmup
 
-PHASE_FUNCTIONS = {**losses.PHASES, "G_recon": g_recon}
+
+def phase_function(phase: str):
+    """The loss function of a phase (looked up per call, so a patched `losses.PHASES` is used)."""
+    return g_recon if phase == "G_recon" else losses.PHASES[phase]
 
 MAIN_LOSSES = ("G/loss", "D/loss")
 
@@ -110,7 +113,7 @@ def run_phase(built: Built, phase: str, step: int, sched, reals: List[Dict[str, 
     for real, m in zip(reals, micros):
         torch.manual_seed(phase_seed(cfg.seed, step, phase, m))
         mb = losses.MicroBatch(**real, **fake_draws(labels, batch_gpu, built.G.z_dim, env.device))
-        for k, v in PHASE_FUNCTIONS[phase](nets, mb, sched, gain).items():
+        for k, v in phase_function(phase)(nets, mb, sched, gain).items():
             logs[k] = logs.get(k, 0.0) + v / len(micros)
     sync_gradients(module.parameters(), env)
     for m_, _ in extra:
