@@ -103,12 +103,12 @@ def run_phase(built: Built, phase: str, step: int, sched, reals: List[Dict[str, 
     interval = {"G_reg": cfg.g_reg_interval, "D_reg": cfg.d_reg_interval}.get(phase, 1)
     gain = interval * batch_gpu / (cfg.batch // env.world_size)
     # The warm start also trains the per-item latent codes, with their own Adam.
-    extra = [(nets.codes, built.opt_codes)] if phase == "G_recon" else []
+    codes, opt_codes = (nets.codes, built.opt_codes) if phase == "G_recon" else (None, None)
     module.requires_grad_(True)
     opt.zero_grad(set_to_none=True)
-    for m_, o_ in extra:
-        m_.requires_grad_(True)
-        o_.zero_grad(set_to_none=True)
+    if codes is not None:
+        codes.requires_grad_(True)
+        opt_codes.zero_grad(set_to_none=True)
     logs: Dict[str, float] = {}
     for real, m in zip(reals, micros):
         torch.manual_seed(phase_seed(cfg.seed, step, phase, m))
@@ -116,20 +116,20 @@ def run_phase(built: Built, phase: str, step: int, sched, reals: List[Dict[str, 
         for k, v in phase_function(phase)(nets, mb, sched, gain).items():
             logs[k] = logs.get(k, 0.0) + v / len(micros)
     sync_gradients(module.parameters(), env)
-    for m_, _ in extra:
-        sync_gradients(m_.parameters(), env)
-        m_.requires_grad_(False)
+    if codes is not None:
+        sync_gradients(codes.parameters(), env)
+        codes.requires_grad_(False)
     logs = all_mean(logs, env)
     module.requires_grad_(False)
     reason = _bad(logs, state, cfg.spike_factor)
     if not all_flag(reason is None, env):
         opt.zero_grad(set_to_none=True)
-        for _, o_ in extra:
-            o_.zero_grad(set_to_none=True)
+        if codes is not None:
+            opt_codes.zero_grad(set_to_none=True)
         return {"skip_reason": reason or "another process"}
     opt.step()
-    for _, o_ in extra:
-        o_.step()
+    if codes is not None:
+        opt_codes.step()
     return logs
 
 
