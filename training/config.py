@@ -101,6 +101,9 @@ class TrainingConfig(_Config):
     """Reconstruction warm start: for this many kimg G's main phase reconstructs each real item
     from its camera, FLAME parameters and a latent code learnt per item (an auto-decoder),
     instead of the adversarial loss; D trains as usual. 0 = the published recipe from step 0."""
+    warmup_items: int = 0
+    """Warm-start on a fixed seeded subset of this many items (0 = all), so that each item's code
+    is seen often enough to learn; the adversarial phase then draws from the whole set."""
     warmup_code_lr: float = 0.01
     """Adam learning rate of the per-item latent codes of the warm start."""
     warmup_l1: float = 1.0
@@ -126,7 +129,7 @@ class TrainingConfig(_Config):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
         for key in ("warmup_kimg", "warmup_code_lr", "warmup_l1", "warmup_perceptual"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
-        for key in ("d_reg_interval", "g_reg_interval", "max_skips", "metric_images"):
+        for key in ("d_reg_interval", "g_reg_interval", "max_skips", "metric_images", "warmup_items"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
         for key in ("gpc_reg_prob", "style_mixing_prob", "density_reg_mesh_fraction"):
             self._require(0.0 <= getattr(self, key) <= 1.0, key, "must lie in [0, 1]")

@@ -1,7 +1,9 @@
 """What every step sees: the real items (data order, sharded by rank) and the fakes' draws.
 
 Data order: an endless stream of epochs, each a permutation of the item indices drawn from
-(seed, epoch). The global batch of step s is stream positions [s*B, (s+1)*B), split into
+(seed, epoch). With a warm start on a subset (`warmup_items`), the first `warmup_positions`
+stream positions cycle through permutations of a fixed seeded subset of that many items
+instead (so each is seen often), and the full epochs start after them. The global batch of step s is stream positions [s*B, (s+1)*B), split into
 micro-batches of `batch_gpu` items; micro-batch m goes to rank m % world_size. The stream
 position is therefore fully given by the step counter: a resumed run continues with the
 exact items it would have seen.
@@ -34,26 +36,52 @@ def phase_seed(seed: int, step: int, phase: str, micro: int) -> int:
 
 
 class DataOrder:
-    """Stream position -> item index (a fresh permutation each epoch)."""
+    """Stream position -> item index (a fresh permutation each epoch; optionally a subset first)."""
 
-    def __init__(self, num_items: int, seed: int):
+    def __init__(self, num_items: int, seed: int, warmup_positions: int = 0, warmup_items: int = 0):
         if num_items < 1:
             raise ValueError("DataOrder: the data set is empty")
         self.num_items = int(num_items)
         self.seed = int(seed)
-        self._epoch = -1
+        self.subset = warmup_subset(num_items, seed, warmup_items)
+        self.warmup_positions = int(warmup_positions) if self.subset is not None else 0
+        self._key = None
         self._perm: Optional[np.ndarray] = None
 
     def index(self, position: int) -> int:
-        epoch, offset = divmod(int(position), self.num_items)
-        if epoch != self._epoch:
-            self._perm = np.random.RandomState([self.seed & 0xFFFFFFFF, epoch]).permutation(self.num_items)
-            self._epoch = epoch
+        position = int(position)
+        if position < self.warmup_positions:
+            epoch, offset = divmod(position, len(self.subset))
+            key = ("subset", epoch)
+        else:
+            epoch, offset = divmod(position - self.warmup_positions, self.num_items)
+            key = ("all", epoch)
+        if key != self._key:
+            if key[0] == "subset":
+                order = np.random.RandomState([self.seed & 0xFFFFFFFF, epoch, 1]).permutation(len(self.subset))
+                self._perm = self.subset[order]
+            else:
+                self._perm = np.random.RandomState([self.seed & 0xFFFFFFFF, epoch]).permutation(self.num_items)
+            self._key = key
         return int(self._perm[offset])
 
     def micro_batch(self, step: int, micro: int, batch: int, batch_gpu: int) -> List[int]:
         start = step * batch + micro * batch_gpu
         return [self.index(p) for p in range(start, start + batch_gpu)]
+
+
+def warmup_subset(num_items: int, seed: int, warmup_items: int) -> Optional[np.ndarray]:
+    """The sorted item indices the warm start draws from (None = all items)."""
+    if warmup_items <= 0 or warmup_items >= num_items:
+        return None
+    pick = np.random.RandomState([int(seed) & 0xFFFFFFFF, 7]).permutation(num_items)[:int(warmup_items)]
+    return np.sort(pick)
+
+
+def warmup_positions(warmup_kimg: float, batch: int) -> int:
+    """Stream positions the warm start's steps consume (its steps are those with step * batch < warmup nimg)."""
+    nimg = int(warmup_kimg * 1000)
+    return -(-nimg // batch) * batch
 
 
 def micro_batches_of_rank(batch: int, batch_gpu: int, rank: int, world_size: int) -> List[int]:

@@ -26,7 +26,7 @@ import torch
 from . import losses
 from .config import RunConfig
 from .data_order import (DataOrder, LabelTable, RankBatchSampler, build_label_table, collate,
-                         micro_batches_of_rank, phase_seed)
+                         micro_batches_of_rank, phase_seed, warmup_positions)
 from .distributed import DistEnv, all_flag, all_mean, barrier, sync_gradients
 from .ema import ema_beta, update_ema
 from .setup import Built, build_networks, check_batch, check_dataset
@@ -196,7 +196,8 @@ def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] 
         state.next_log_nimg = min(state.next_log_nimg, state.cur_nimg + int(cfg.log_kimg * 1000))
     labels = build_label_table(dataset)
     micros = micro_batches_of_rank(cfg.batch, batch_gpu, env.rank, env.world_size)
-    sampler = RankBatchSampler(DataOrder(len(dataset), cfg.seed), cfg.batch, batch_gpu, env.rank, env.world_size,
+    order = DataOrder(len(dataset), cfg.seed, warmup_positions(cfg.warmup_kimg, cfg.batch), cfg.warmup_items)
+    sampler = RankBatchSampler(order, cfg.batch, batch_gpu, env.rank, env.world_size,
                                start_step=state.step)
     loader = iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                               num_workers=num_workers))

@@ -120,9 +120,9 @@ def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Mod
             raise TrainingSetupError("the reconstruction warm start (warmup_kimg > 0) needs the data set's item count")
         visits = visits_per_item(cfg, num_items)
         if visits < 4 and env.is_main:
-            warnings.warn(f"warmup_kimg={cfg.warmup_kimg:g} shows each of the {num_items} items {visits:.1f} times; "
-                          f"the per-item latent codes learn little below ~4 visits (raise warmup_kimg or use "
-                          f"fewer items)", stacklevel=2)
+            warnings.warn(f"warmup_kimg={cfg.warmup_kimg:g} shows each of its {min(cfg.warmup_items or num_items, num_items)} items {visits:.1f} times; "
+                          f"the per-item latent codes learn little below ~4 visits (raise warmup_kimg or set "
+                          f"warmup_items to a subset)", stacklevel=2)
         nets.codes = LatentCodes(num_items, G.z_dim, cfg.seed).to(env.device).requires_grad_(False)
         broadcast_module(nets.codes, env)
         nets.perceptual = build_perceptual(cfg.warmup_perceptual_net, cfg.warmup_perceptual, env.device)

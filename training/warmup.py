@@ -52,8 +52,9 @@ def build_perceptual(net: str, weight: float, device) -> Optional[torch.nn.Modul
 
 
 def visits_per_item(cfg, num_items: int) -> float:
-    """How often the warm start shows each item on average (its codes learn little below a few)."""
-    return cfg.warmup_kimg * 1000 / max(num_items, 1)
+    """How often the warm start shows each of its items on average (codes learn little below a few)."""
+    shown = num_items if cfg.warmup_items <= 0 else min(cfg.warmup_items, num_items)
+    return cfg.warmup_kimg * 1000 / max(shown, 1)
 
 
 def in_warmup(cfg, cur_nimg: int) -> bool:

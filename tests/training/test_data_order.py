@@ -28,3 +28,25 @@ def test_phase_seeds_are_distinct_and_stable():
     assert phase_seed(1, 5, "D_main", 2) == phase_seed(1, 5, "D_main", 2) != phase_seed(2, 5, "D_main", 2)
     assert all(0 <= s < 2 ** 63 for s in seeds)
     np.random.SeedSequence(phase_seed(0, 0, "G_main", 0))  # usable as a seed
+
+
+def test_warm_start_subset_comes_first_then_full_epochs():
+    from training.data_order import warmup_positions, warmup_subset
+    # 10 kimg-equivalent positions: warmup 0.018 kimg at batch 4 = 18 images -> 5 steps = 20 positions.
+    assert warmup_positions(0.018, 4) == 20 and warmup_positions(0.0, 4) == 0
+    order = DataOrder(50, seed=3, warmup_positions=20, warmup_items=5)
+    subset = warmup_subset(50, 3, 5)
+    assert len(subset) == 5 and len(set(subset.tolist())) == 5 and subset.max() < 50
+    warm = [order.index(p) for p in range(20)]
+    # Four passes over the same five items, each pass a permutation of them.
+    for k in range(4):
+        assert sorted(warm[5 * k:5 * k + 5]) == subset.tolist()
+    assert warm[:5] != warm[5:10] or warm[5:10] != warm[10:15]
+    # After the warm start: full epochs over all 50 items, as an order without a subset would draw them.
+    after = [order.index(p) for p in range(20, 70)]
+    plain = DataOrder(50, seed=3)
+    assert sorted(after) == list(range(50)) and after == [plain.index(p) for p in range(50)]
+    # No subset (0, or at least the set's size) = the plain order from position 0.
+    for n in (0, 50, 80):
+        same = DataOrder(50, seed=3, warmup_positions=20, warmup_items=n)
+        assert [same.index(p) for p in range(30)] == [plain.index(p) for p in range(30)]

@@ -36,8 +36,24 @@ def test_latent_codes_are_seeded_gaussian_and_check_indices():
 
 def test_too_short_warm_start_warns(micro_dataset, micro_sets):
     rc = resolve_run_config("tiny", micro_sets + ["warmup_kimg=0.004", "warmup_perceptual=0"])
-    with pytest.warns(UserWarning, match="shows each of the 8 items 0.5 times"):
+    with pytest.warns(UserWarning, match="shows each of its 8 items 0.5 times"):
         build_networks(rc, DistEnv(), num_items=8)
+    # The same length on a subset of one item shows it 4 times: no warning.
+    import warnings
+    rc = resolve_run_config("tiny", micro_sets + ["warmup_kimg=0.004", "warmup_perceptual=0", "warmup_items=1"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_networks(rc, DistEnv(), num_items=8)
+
+
+def test_subset_warm_start_trains_only_the_subset_codes(tmp_path, micro_dataset, micro_sets):
+    from training.data_order import warmup_subset
+    rc = resolve_run_config("tiny", micro_sets + ["warmup_kimg=1", "warmup_perceptual=0", "warmup_items=2"])
+    train(rc, micro_dataset, tmp_path / "run", max_steps=3)
+    codes = load_checkpoint(latest_snapshot(tmp_path / "run")).state_dicts["codes"]["weight"]
+    init = LatentCodes(len(micro_dataset), rc.generator.z_dim, rc.training.seed).weight
+    moved = sorted(i for i in range(len(micro_dataset)) if not torch.equal(codes[i], init[i]))
+    assert moved == warmup_subset(len(micro_dataset), rc.training.seed, 2).tolist()
 
 
 def test_collate_carries_item_indices(micro_dataset):
