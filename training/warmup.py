@@ -5,7 +5,7 @@ them exactly), the generator can first learn by plain reconstruction: each real 
 a latent code z_i (learnt, initialised from N(0, I) like the z that G samples later), and
 
     G_recon:  loss = l1 * (|G(z_i, c_i, flame_i).image - x_i| + |image_raw - down(x_i)|)
-                   + perceptual * ST-LPIPS(image, x_i)
+                   + perceptual * ST-LPIPS(image, x_i)      (optionally both resized first)
 
 replaces G's main phase for the first `warmup_kimg` (D trains as usual on fakes from random
 z, so it is ready when the adversarial phase takes over). The codes are only training state:
@@ -22,6 +22,8 @@ from typing import Dict, Optional
 import torch
 
 from torch_utils.misc import assert_shape
+
+from next3d.networks.discriminator import resize_image
 
 from .losses import MicroBatch, Nets, Schedule, downsample_real
 
@@ -78,7 +80,10 @@ def g_recon(nets: Nets, mb: MicroBatch, sched: Schedule, gain: float) -> Dict[st
     loss = cfg.warmup_l1 * l1
     logs = {"G/recon_l1": float(l1.detach())}
     if nets.perceptual is not None:
-        dist = nets.perceptual(out["image"], mb.real_img).mean()
+        fake, real = out["image"], mb.real_img
+        if 0 < cfg.warmup_perceptual_res < real.shape[-1]:
+            fake, real = (resize_image(x, cfg.warmup_perceptual_res) for x in (fake, real))
+        dist = nets.perceptual(fake, real).mean()
         loss = loss + cfg.warmup_perceptual * dist
         logs["G/recon_lpips"] = float(dist.detach())
     loss.mul(gain).backward()

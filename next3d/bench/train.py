@@ -34,7 +34,8 @@ def _fake_data(G, batch: int, resolution: int, device):
              "right_eye": torch.zeros(n, 3)}
     labels = LabelTable(cameras=cams, flame=flame)
     real = {"real_img": (torch.rand(batch, 3, resolution, resolution, generator=g) * 2 - 1).to(device),
-            "real_c": cams[:batch].to(device), "real_flame": {k: v[:batch].to(device) for k, v in flame.items()}}
+            "real_c": cams[:batch].to(device), "real_flame": {k: v[:batch].to(device) for k, v in flame.items()},
+            "real_idx": torch.arange(batch, device=device)}
     return labels, real
 
 
@@ -73,8 +74,9 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: 
         cfg = rc.training
         for device in devices:
             env = DistEnv(device=device)
-            built = build_networks(rc, env)
             batch = 2 if quick else cfg.batch
+            # A preset with a reconstruction warm start also gets its phase (G_recon) timed.
+            built = build_networks(rc, env, num_items=max(batch, 8) if cfg.warmup_kimg > 0 else None)
             labels, real = _fake_data(built.G, batch, rc.generator.img_resolution, device)
             state = loop.TrainState()
             sched = schedule_at(cfg.replace(batch=batch), 0, rc.generator.render.neural_resolution)
@@ -105,6 +107,8 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: 
             for phase in ("G_main", "G_reg", "D_main", "D_reg"):
                 times[phase] = time_fn(lambda phase=phase: run_phase_fn(phase), device, repeat=1 if quick else 3,
                                        warmup=1)
+            if cfg.warmup_kimg > 0:
+                times["G_recon"] = time_fn(lambda: run_phase_fn("G_recon"), device, repeat=1 if quick else 3, warmup=1)
             step = (times["G_main"] + times["D_main"] + times["G_reg"] / max(cfg.g_reg_interval, 1)
                     + times["D_reg"] / max(cfg.d_reg_interval, 1))
             weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),
@@ -115,8 +119,11 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: 
                 "batch": batch, "threads": torch.get_num_threads(),
                 "images_per_s": round(batch / step, 3), "step_s": round(step, 3),
                 "phase_s": {k: round(v, 3) for k, v in times.items()},
-                "share": {k: round(times[k] * weights[k] / step, 3) for k in times},
+                "share": {k: round(times[k] * weights[k] / step, 3) for k in weights},
                 "peak_memory_mib": round(peak, 1),
                 "mesh_condition": cfg.mesh_condition,
             }
+            if "G_recon" in times:
+                warm = step - times["G_main"] + times["G_recon"]
+                out["results"][f"{name}/{device}"]["warmup_images_per_s"] = round(batch / warm, 3)
     return out
