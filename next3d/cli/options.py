@@ -155,6 +155,32 @@ def prepare_out_dir(out_dir: str) -> Path:
     return path
 
 
+def frame_render_options(truncation_help: str):
+    """--trunc, --trunc-cutoff, --flame-dir, --device, --batch, --noise-mode, --neural-res: how
+    frames are rendered (the video commands share them; `truncation_help` says what --trunc acts on)."""
+    opts = [
+        click.option("--trunc", "truncation_psi", type=float, default=0.7, show_default=True, help=truncation_help),
+        click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=1), default=14, show_default=True,
+                     help="Truncate only the first N ws."),
+        click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
+                     help="FLAME folder (default: the network's head model)."),
+        click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                     show_default=True, help="Where to run: auto = CUDA when present, else CPU."),
+        click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
+                     help="Frames per renderer call."),
+        click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const",
+                     show_default=True, help="Per-pixel noise of the StyleGAN2 layers (const repeats exactly)."),
+        click.option("--neural-res", "neural_resolution", type=click.IntRange(min=4), default=None,
+                     help="Volume-rendering resolution R  [default: the network's]"),
+    ]
+
+    def decorate(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+    return decorate
+
+
 NETWORK_METAVAR = "builtin|PATH|random:PRESET"
 
 

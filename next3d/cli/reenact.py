@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import load_network, network_option, resolve_device
+from next3d.cli.options import frame_render_options, load_network, network_option, resolve_device
 
 
 @click.command("reenact")
@@ -35,19 +35,7 @@ from next3d.cli.options import load_network, network_option, resolve_device
 @click.option("--max-frames", type=click.IntRange(min=1), default=None, help="Use only the first N driver frames.")
 @click.option("--smoothing", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Temporal smoothing of a tracked video (Gaussian sigma in frames; 0 = none).")
-@click.option("--trunc", "truncation_psi", type=float, default=0.7, show_default=True,
-              help="Truncation psi for --seed.")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=1), default=14, show_default=True,
-              help="Truncate only the first N ws (--seed).")
-@click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
-              help="FLAME folder (default: the network's head model).")
-@click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where to run: auto = CUDA when present, else CPU.")
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True, help="Frames per renderer call.")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
-              help="Per-pixel noise of the StyleGAN2 layers (const repeats exactly).")
-@click.option("--neural-res", "neural_resolution", type=click.IntRange(min=4), default=None,
-              help="Volume-rendering resolution R  [default: the network's]")
+@frame_render_options("Truncation psi for --seed.")
 def reenact(network, seed, avatar, driver, out_path, frames_dir, camera, relative, side_by_side, fps, max_frames,
             smoothing, truncation_psi, truncation_cutoff, flame_dir, device_choice, batch, noise_mode,
             neural_resolution):

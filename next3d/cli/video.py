@@ -11,7 +11,7 @@ import time
 
 import click
 
-from next3d.cli.options import load_network, network_option, resolve_device
+from next3d.cli.options import frame_render_options, load_network, network_option, resolve_device
 
 
 @click.command("video")
@@ -43,20 +43,7 @@ from next3d.cli.options import load_network, network_option, resolve_device
               help="Sweep the jaw open, a smile or a blink over the video (neutral face otherwise).")
 @click.option("--animate-amount", type=float, default=None,
               help="Size of the sweep (jaw: radians, default 0.3; smile/blink: multiples of full, default 1).")
-@click.option("--trunc", "truncation_psi", type=float, default=0.7, show_default=True,
-              help="Truncation psi: 1 = none, 0 = the average face.")
-@click.option("--trunc-cutoff", "truncation_cutoff", type=click.IntRange(min=1), default=14, show_default=True,
-              help="Truncate only the first N ws.")
-@click.option("--flame-dir", type=click.Path(file_okay=False), default=None,
-              help="FLAME folder (default: the network's head model).")
-@click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where to run: auto = CUDA when present, else CPU.")
-@click.option("--batch", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Frames per renderer call.")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True,
-              help="Per-pixel noise of the StyleGAN2 layers (const repeats exactly).")
-@click.option("--neural-res", "neural_resolution", type=click.IntRange(min=4), default=None,
-              help="Volume-rendering resolution R  [default: the network's]")
+@frame_render_options("Truncation psi: 1 = none, 0 = the average face.")
 def video(network, seeds_spec, avatar, out_path, frames_dir, trajectory, yaw_range, pitch_range, frames, fps, grid_spec,
           interp, interp_kind, depth, depth_only, animate, animate_amount, truncation_psi, truncation_cutoff,
           flame_dir, device_choice, batch, noise_mode, neural_resolution):
