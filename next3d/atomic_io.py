@@ -10,6 +10,10 @@
   never replaced), existing files without `force`, outputs that are also inputs, outputs
   that collide with each other, and outputs in missing or unwritable folders.
 
+* `CommitOnSuccess`: a mixin for writers that build an output under a temporary name: used
+  as a context manager, it calls `close()` (finish, move to the final name) when the block
+  ends normally and `abort()` (drop everything) when it raises.
+
 Errors are `OutputPathError` (one line naming the path and the problem).
 """
 
@@ -176,3 +180,23 @@ def check_output_paths(paths: Mapping[str, PathLike], *, force: bool = False, in
 
 __all__ = ["OutputPathError", "os_error_message", "atomic_path", "atomic_write", "atomic_write_bytes",
            "atomic_write_text", "check_output_path", "check_output_paths"]
+
+
+class CommitOnSuccess:
+    """`with writer:` closes (commits) on success and aborts on any exception, Ctrl-C included.
+    Subclasses define `close()` and `abort()`."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import numpy as np
 from PIL import Image
 
+from next3d.atomic_io import CommitOnSuccess
 from training.dataset_schema import (CAMERA_DIM, FLAME_KEYS, HEAD_MODELS, LABELS_FILE, NUM_LANDMARKS, POSE_KEYS,
                                      SPLITS, DatasetError, dump_labels, item_record)
 
@@ -49,7 +50,7 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-class DatasetWriter:
+class DatasetWriter(CommitOnSuccess):
     """Write images and labels of a data set; a context manager (an exception aborts).
 
     Args:
@@ -221,11 +222,3 @@ class DatasetWriter:
         self._remove(self._partial)
         self._closed = True
 
-    def __enter__(self) -> "DatasetWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -26,6 +26,8 @@ from typing import List, Optional, Union
 import numpy as np
 import torch
 
+from next3d.atomic_io import CommitOnSuccess
+
 PathLike = Union[str, Path]
 FRAME_PATTERN = "frame_{:06d}.png"
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
@@ -73,7 +75,7 @@ def pad_even(arr: np.ndarray) -> np.ndarray:
     return np.pad(arr, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-class VideoWriter:
+class VideoWriter(CommitOnSuccess):
     """Append frames, then close (or leave the `with` block) to publish the file (module docstring).
 
     path: the MP4 file, or the folder of PNG frames when `frames_dir`.
@@ -174,14 +176,6 @@ class VideoWriter:
         elif self.tmp.exists():
             self.tmp.unlink()
 
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def read_video(path: PathLike, max_frames: Optional[int] = None):

@@ -65,3 +65,27 @@ def test_os_error_messages():
     assert os_error_message(OSError(errno.ENOSPC, "No space left on device", "/x/y.ply")) == "/x/y.ply: the disk is full"
     assert "file-size limit" in os_error_message(OSError(errno.EFBIG, "File too large", "f"))
     assert os_error_message(OSError(errno.EACCES, "Permission denied")) == "permission denied"
+
+
+def test_commit_on_success_closes_or_aborts():
+    from next3d.atomic_io import CommitOnSuccess
+
+    class Recorder(CommitOnSuccess):
+        def __init__(self):
+            self.calls = []
+
+        def close(self):
+            self.calls.append("close")
+
+        def abort(self):
+            self.calls.append("abort")
+
+    ok = Recorder()
+    with ok as same:
+        assert same is ok
+    assert ok.calls == ["close"]
+    failed = Recorder()
+    with pytest.raises(KeyboardInterrupt):
+        with failed:
+            raise KeyboardInterrupt
+    assert failed.calls == ["abort"]
