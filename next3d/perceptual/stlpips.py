@@ -67,6 +67,16 @@ def _check_images(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name}: expected a float tensor in [-1, 1], got {x.dtype}")
 
 
+def _add_trunk(module: torch.nn.Module, net: str) -> None:
+    """Give `module` the input scaling and the shift-tolerant backbone `net` (random weights),
+    under the weight files' names (`scaling_layer`, `net.*`)."""
+    if net not in NETS:
+        raise PerceptualError(f"net: expected one of {', '.join(NETS)}, got {net!r}")
+    module.net_name = net
+    module.scaling_layer = ScalingLayer()
+    module.net = BACKBONES[net]()
+
+
 class PerceptualFeatures(torch.nn.Module):
     """The ST-LPIPS trunk as a feature network (no linear heads), frozen, eval mode.
 
@@ -77,11 +87,7 @@ class PerceptualFeatures(torch.nn.Module):
 
     def __init__(self, net: str = "vgg", pretrained: bool = True):
         super().__init__()
-        if net not in NETS:
-            raise PerceptualError(f"net: expected one of {', '.join(NETS)}, got {net!r}")
-        self.net_name = net
-        self.scaling_layer = ScalingLayer()
-        self.net = BACKBONES[net]()
+        _add_trunk(self, net)
         self.channels = self.net.channels
         if pretrained:
             path = weights_path(net)
@@ -116,11 +122,7 @@ class STLPIPS(torch.nn.Module):
 
     def __init__(self, net: str = "vgg", pretrained: bool = True, weights_file: Optional[Union[str, Path]] = None):
         super().__init__()
-        if net not in NETS:
-            raise PerceptualError(f"net: expected one of {', '.join(NETS)}, got {net!r}")
-        self.net_name = net
-        self.scaling_layer = ScalingLayer()
-        self.net = BACKBONES[net]()
+        _add_trunk(self, net)
         for k, ch in enumerate(self.net.channels):
             self.add_module(f"lin{k}", LinearHead(ch))
         if pretrained or weights_file is not None:
