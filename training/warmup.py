@@ -40,7 +40,9 @@ class LatentCodes(torch.nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         assert_shape(idx, [None], "idx")
-        if int(idx.min()) < 0 or int(idx.max()) >= self.weight.shape[0]:
+        # The range check reads the indices on the host: skipped on CUDA (no sync per step;
+        # an out-of-range index raises a device-side assert there anyway).
+        if not idx.is_cuda and (int(idx.min()) < 0 or int(idx.max()) >= self.weight.shape[0]):
             raise IndexError(f"LatentCodes: item index out of range 0..{self.weight.shape[0] - 1}")
         return self.weight[idx]
 
