@@ -16,6 +16,7 @@ was not finite or spiked (then the step is skipped, or the run stopped, by nan_p
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from .data_order import (DataOrder, LabelTable, RankBatchSampler, build_label_ta
                          micro_batches_of_rank, phase_seed, warmup_positions)
 from .distributed import DistEnv, all_flag, all_mean, barrier, sync_gradients
 from .ema import ema_beta, update_ema
-from .setup import Built, build_networks, check_batch, check_dataset
+from .setup import Built, build_networks, check_batch, check_dataset, check_init_generator
 from .snapshot import restore_snapshot, save_snapshot
 from .warmup import g_recon, in_warmup
 
@@ -173,17 +174,26 @@ def train_step(built: Built, step_reals: List[Dict[str, Any]], micros: List[int]
 
 
 def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] = None, resume=None,
-          reporter=None, max_steps: Optional[int] = None, num_workers: int = 0) -> TrainState:
+          reporter=None, max_steps: Optional[int] = None, num_workers: int = 0,
+          init_G: Optional[torch.nn.Module] = None) -> TrainState:
     """Train until run_config.training.kimg (or `max_steps` more steps); snapshots in run_dir (rank 0).
 
     resume: a snapshot read by `snapshot.read_snapshot` (its configuration already checked).
     reporter: `training.reporting.Reporter` on rank 0 (None = silent).
+    init_G: start G (and G_ema) from these weights instead of the seeded initialisation (a
+    network of the same generator configuration, `setup.check_init_generator`); D, the
+    optimisers and the schedules start fresh. Ignored when resuming.
     """
     env = env or DistEnv()
     cfg = run_config.training
     run_dir = Path(run_dir)
     batch_gpu = check_batch(cfg, env)
-    built = build_networks(run_config, env, num_items=len(dataset))
+    if init_G is not None and resume is None:
+        check_init_generator(init_G, run_config)
+        init_G = copy.deepcopy(init_G)
+    else:
+        init_G = None
+    built = build_networks(run_config, env, G=init_G, num_items=len(dataset))
     check_dataset(dataset, run_config, built.G.flame)
     state = TrainState()
     if resume is not None:

@@ -94,6 +94,28 @@ class Built:
     """Adam of the warm start's per-item latent codes (`nets.codes`), when it has them."""
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_init_generator(G: torch.nn.Module, run_config: RunConfig, name: str = "--init-from") -> None:
+    """A network to start a run from must have the run's generator configuration exactly
+    (the weights are copied one to one); TrainingSetupError names the differing fields."""
+    have, want = _flat(G.config.to_dict()), _flat(run_config.generator.to_dict())
+    diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+    if diff:
+        shown = ", ".join(f"{k} = {have.get(k)!r} (preset {run_config.preset}: {want.get(k)!r})" for k in diff[:4])
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        raise TrainingSetupError(f"{name}: the network's generator configuration differs from the run's: "
+                                 f"{shown}{more}; start from a network of preset {run_config.preset}")
+
+
 def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Module] = None,
                    num_items: Optional[int] = None) -> Built:
     """G, G_ema, D from the configuration (seeded), broadcast from rank 0, and their optimisers;

@@ -28,6 +28,10 @@ from next3d.presets import PRESET_NAMES
               help="Override a training key (glr=0.002), G.<key> or D.<key> of the networks. Repeatable.")
 @click.option("--resume", default=None, metavar="RUN_DIR|latest",
               help="Continue a run folder (its newest snapshot) or the newest run in --out.")
+@click.option("--init-from", "init_from", default=None, metavar="builtin|PATH",
+              help="Start G from this network's weights (the shipped model, or a checkpoint of the same preset) "
+                   "instead of a random initialisation; D and the optimisers start fresh. Usually with "
+                   "--set warmup_kimg=0. Not with --resume.")
 @click.option("--snap-kimg", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Snapshot, grids and metrics every K kimg.")
 @click.option("--metrics", default="", metavar="NAME,...",
@@ -37,7 +41,7 @@ from next3d.presets import PRESET_NAMES
 @click.option("--xflip", is_flag=True, help="Add mirrored copies of the items (camera and FLAME mirrored too).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
-def train(data, preset, out, kimg, batch, overrides, resume, snap_kimg, metrics, device, workers, xflip,
+def train(data, preset, out, kimg, batch, overrides, resume, init_from, snap_kimg, metrics, device, workers, xflip,
           no_progress, dry_run):
     """Train Next3D (dual, mesh-conditioned discriminator) on DATA; runs go to OUT/NNNNN-PRESET-DATA/."""
     from next3d.cli.options import prepare_out_dir, resolve_device
@@ -49,6 +53,8 @@ def train(data, preset, out, kimg, batch, overrides, resume, snap_kimg, metrics,
     except ConfigError as exc:
         raise click.ClickException(f"--set: {exc}") from None
 
+    if init_from is not None and resume is not None:
+        raise click.ClickException("--init-from and --resume exclude each other (a resumed run has its own weights)")
     resume_from = _resume_point(out, resume, run_config)
     if dry_run:
         click.echo(json.dumps(run_config.to_dict(), indent=2))
@@ -57,6 +63,7 @@ def train(data, preset, out, kimg, batch, overrides, resume, snap_kimg, metrics,
         return
 
     dataset = _open_dataset(data, run_config, xflip)
+    init_G = _init_generator(init_from, run_config)
     out_path = prepare_out_dir(out)
     device = resolve_device(device)
 
@@ -78,7 +85,7 @@ def train(data, preset, out, kimg, batch, overrides, resume, snap_kimg, metrics,
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_run_config(run_dir, run_config, {"data": str(data), "xflip": xflip, "argv": sys.argv[1:],
-                                                   "world_size": env.world_size})
+                                                   "world_size": env.world_size, "init_from": init_from})
         except OSError as exc:
             raise click.ClickException(f"--out {out}: cannot write the run folder {run_dir} ({exc})") from None
         click.echo(f"run folder: {run_dir}" + (f" (resuming {resume_from[0].name})" if resume_from else ""))
@@ -88,7 +95,7 @@ def train(data, preset, out, kimg, batch, overrides, resume, snap_kimg, metrics,
                             progress=not no_progress)
     try:
         state = run_training(run_config, dataset, run_dir, env=env, resume=resume_from[1] if resume_from else None,
-                             reporter=reporter, num_workers=workers)
+                             reporter=reporter, num_workers=workers, init_G=init_G)
     except (TrainingSetupError, TrainingStopped) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -110,6 +117,21 @@ def _resume_point(out, resume, run_config):
         return resume_point(run_dir, run_config)
     except (SnapshotError, CheckpointError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _init_generator(init_from, run_config):
+    """The network --init-from names, checked against the run's generator configuration."""
+    if init_from is None:
+        return None
+    from next3d.cli.options import load_network
+    from training.setup import TrainingSetupError, check_init_generator
+
+    G = load_network(init_from, "cpu", flame_dir=run_config.generator.flame_dir)
+    try:
+        check_init_generator(G, run_config)
+    except TrainingSetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    return G
 
 
 def _open_dataset(data, run_config, xflip):

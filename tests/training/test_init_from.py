@@ -1,0 +1,44 @@
+"""Starting a run from a trained network's weights (`next3d train --init-from`)."""
+
+import pytest
+import torch
+
+from next3d.checkpoint import build_generator, load_checkpoint
+from training.config import resolve_run_config
+from training.loop import train
+from training.setup import TrainingSetupError, check_init_generator
+from training.snapshot import latest_snapshot
+
+from .test_cli_train import _one_line_error, _run, _sets
+
+
+def _distance(state, module):
+    return sum(float((state[k].float() - v.float()).abs().sum()) for k, v in module.state_dict().items()
+               if v.is_floating_point())
+
+
+def test_run_starts_from_the_given_weights(tmp_path, micro_dataset, micro_sets):
+    rc = resolve_run_config("tiny", micro_sets)
+    start = build_generator(rc.generator, seed=99)   # another initialisation than the run's seed 0
+    fresh = build_generator(rc.generator, seed=rc.training.seed)
+    train(rc, micro_dataset, tmp_path / "run", max_steps=1, init_G=start)
+    g = load_checkpoint(latest_snapshot(tmp_path / "run")).state_dicts["G"]
+    # One Adam step moves the weights a little: far closer to `start` than to the seeded init.
+    assert _distance(g, start) < 0.2 * _distance(g, fresh)
+    again = build_generator(rc.generator, seed=99).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in start.state_dict().items())  # the caller's network untouched
+
+
+def test_other_generator_configuration_is_refused(micro_sets):
+    rc = resolve_run_config("tiny", micro_sets)
+    other = build_generator(resolve_run_config("tiny", micro_sets + ["G.channel_max=8"]).generator, seed=0)
+    with pytest.raises(TrainingSetupError, match=r"channel_max = 8 \(preset tiny: 16\)"):
+        check_init_generator(other, rc)
+
+
+def test_cli_init_from_errors(tmp_path, micro_dataset_dir, micro_sets):
+    base = ["--data", str(micro_dataset_dir), "--preset", "tiny", "--out", str(tmp_path / "r"), *_sets(micro_sets)]
+    _one_line_error(_run(base + ["--init-from", "builtin", "--resume", "latest"]), "--init-from and --resume")
+    _one_line_error(_run(base + ["--init-from", "random:tiny"]), "--init-from", "differs from the run's")
+    _one_line_error(_run(base + ["--init-from", str(tmp_path / "missing.n3d")]), "missing.n3d")
+    assert not (tmp_path / "r").exists()
