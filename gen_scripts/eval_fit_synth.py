@@ -9,7 +9,7 @@ Reported per source, over the images that fitted:
 * rotation error (deg): the angle between the fitted and the true camera rotation, both in the HEAD's
   frame (each side's neck rotation folded into its camera: R_head = R_neck^T R_cam2world), since the
   synthetic heads turn their neck and the fit keeps it near zero;
-* jaw error (deg): |jaw_fit - jaw_true| of the axis-angle vectors;
+* jaw error (deg): |jaw_fit - jaw_true| of the axis-angle vectors, and of the opening (x) alone;
 * landmark error (px at the image's resolution): the fitted model's 68 FLAME landmarks (contour by yaw),
   mapped back to the image, against the true 68 of dataset.json: one measure for both sources;
 * fit residual (crop px): the fit's own mean distance to the points it fitted (68 or the weighted mesh);
@@ -35,6 +35,16 @@ def head_frame_rotation(c: torch.Tensor, neck: torch.Tensor) -> torch.Tensor:
 
     r = split_label(c.double())[0][:, :3, :3]
     return batch_rodrigues(neck.double()).transpose(1, 2) @ r
+
+
+def head_frame_angles(c: torch.Tensor, neck: torch.Tensor) -> np.ndarray:
+    """Yaw, pitch, roll (B, 3) degrees (`camera_frame.camera_angles`) of the head-frame camera."""
+    from next3d.fitting import camera_frame
+
+    c2w = c.double().clone()
+    c2w[:, :16] = c2w[:, :16].view(-1, 4, 4).clone().index_put_(
+        (slice(None), slice(0, 3), slice(0, 3)), head_frame_rotation(c, neck)).reshape(-1, 16)
+    return camera_frame.camera_angles(c2w).numpy()
 
 
 def angle_deg(ra: torch.Tensor, rb: torch.Tensor) -> np.ndarray:
@@ -65,6 +75,8 @@ def main():
     ap.add_argument("--landmarks", nargs="+", default=["dlib", "facemesh"])
     ap.add_argument("--timing", type=int, default=3, help="photos timed one by one")
     ap.add_argument("--json", default=None, help="write the per-image numbers here")
+    ap.add_argument("--correspondence", nargs="*", default=[],
+                    help="face-mesh correspondence files (.npz) to compare instead of the stored one")
     args = ap.parse_args()
 
     from next3d.fitting import FitConfig, PhotoFailure, fit_prepared, prepare_photo
@@ -85,23 +97,31 @@ def main():
     true_jaw = torch.tensor([it["flame"]["jaw"] for it in items])
     true_lmk = [np.asarray(it["landmarks_2d"]) for it in items]
     report = {}
-    for source in args.landmarks:
-        det = make_detector(source)
+    runs = [(s, None) for s in args.landmarks if s != "facemesh" or not args.correspondence]
+    runs += [("facemesh", p) for p in args.correspondence]
+    cache = {}
+    for source, corr_path in runs:
+        from next3d.fitting.mesh_correspondence import read_correspondence
+
+        corr = None if corr_path is None else read_correspondence(Path(corr_path), head)
         config = FitConfig(landmarks=source)
         offsets = load_offsets("dlib", head) if source == "dlib" else None
-        t_det = []
-        prepared = []
-        for i, img in enumerate(images):
-            t = time.process_time()
-            p = prepare_photo(img, det, 512, name=str(i))
-            t_det.append(time.process_time() - t)
-            if not isinstance(p, PhotoFailure):
-                prepared.append((i, p))
-        fits = fit_prepared([p for _, p in prepared], flame, config, landmark_offsets=offsets)
+        if source not in cache:
+            det = make_detector(source)
+            t_det, prepared = [], []
+            for i, img in enumerate(images):
+                t = time.process_time()
+                p = prepare_photo(img, det, 512, name=str(i))
+                t_det.append(time.process_time() - t)
+                if not isinstance(p, PhotoFailure):
+                    prepared.append((i, p))
+            cache[source] = (t_det, prepared)
+        t_det, prepared = cache[source]
+        fits = fit_prepared([p for _, p in prepared], flame, config, landmark_offsets=offsets, correspondence=corr)
         t_fit = []
         for _, p in prepared[:args.timing]:
             t = time.process_time()
-            fit_prepared([p], flame, config, landmark_offsets=offsets)
+            fit_prepared([p], flame, config, landmark_offsets=offsets, correspondence=corr)
             t_fit.append(time.process_time() - t)
         rows = []
         for (i, p), fit in zip(prepared, fits):
@@ -109,21 +129,29 @@ def main():
                 continue
             rot = angle_deg(head_frame_rotation(fit.camera[None], fit.flame["neck"][None]),
                             head_frame_rotation(true_c[i:i + 1], true_neck[i:i + 1]))[0]
-            jaw = float(np.degrees((fit.flame["jaw"] - true_jaw[i]).norm()))
+            jaw = float((fit.flame["jaw"] - true_jaw[i]).norm()) * 180 / np.pi
             lmk68 = transform_points(p.transform.inverse, fitted_68(flame, fit))
             lmk_err = float(np.linalg.norm(lmk68 - true_lmk[i], axis=1).mean())
-            rows.append({"item": i, "rotation_deg": float(rot), "jaw_deg": jaw, "landmark_px": lmk_err,
-                         "residual_px": fit.error_px, "true_yaw_pitch_roll": items[i]["appearance"]["camera"]})
+            d_ypr = (head_frame_angles(fit.camera[None], fit.flame["neck"][None])
+                     - head_frame_angles(true_c[i:i + 1], true_neck[i:i + 1]))[0]
+            jaw_open = abs(float(fit.flame["jaw"][0] - true_jaw[i, 0])) * 180 / np.pi
+            rows.append({"item": i, "rotation_deg": float(rot), "jaw_deg": jaw, "jaw_open_deg": jaw_open, "landmark_px": lmk_err,
+                         "residual_px": fit.error_px,
+                         "d_yaw_pitch_roll": [float(v) for v in d_ypr], "true_yaw_pitch_roll": items[i]["appearance"]["camera"]})
         rot = np.array([r["rotation_deg"] for r in rows])
         summary = {"fitted": len(rows), "of": len(images),
                    "rotation_median": float(np.median(rot)), "rotation_p90": float(np.percentile(rot, 90)),
                    "rotation_mean": float(rot.mean()),
+                   "d_yaw_pitch_roll_mean": np.mean([r["d_yaw_pitch_roll"] for r in rows], 0).round(2).tolist(),
+                   "d_yaw_pitch_roll_std": np.std([r["d_yaw_pitch_roll"] for r in rows], 0).round(2).tolist(),
                    "jaw_median": float(np.median([r["jaw_deg"] for r in rows])),
+                   "jaw_open_median": float(np.median([r["jaw_open_deg"] for r in rows])),
                    "landmark_px_median": float(np.median([r["landmark_px"] for r in rows])),
                    "residual_px_median": float(np.median([r["residual_px"] for r in rows])),
                    "detect_s_median": float(np.median(t_det)), "fit1_s_median": float(np.median(t_fit))}
-        report[source] = {"summary": summary, "items": rows}
-        print(source, json.dumps(summary))
+        key = source if corr_path is None else f"{source}:{corr_path}"
+        report[key] = {"summary": summary, "items": rows}
+        print(key, json.dumps(summary), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
 

@@ -239,8 +239,8 @@ def fit_landmarks(landmarks_2d: torch.Tensor, image_size, flame: FLAME, config: 
             the detector puts each point relative to the embedding (`next3d.fitting.calibrate`).
         progress: show a tqdm bar over the iterations.
         correspondence: a `mesh_correspondence.MeshCorrespondence`: landmarks_2d are then its K dense
-            points (B, K, 2), fitted with its per-point weights (no contour table, closure terms or
-            offsets); FitResult.landmarks_2d is (B, K, 2).
+            points (B, K, 2), fitted with its per-point weights and offsets (no contour table or closure
+            terms; landmark_offsets is ignored); FitResult.landmarks_2d is (B, K, 2).
     Returns:
         FitResult.
     """
@@ -264,9 +264,9 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, o
     if corr is not None:
         point_weights = corr.weights.to(dev, torch.float32)
         select = torch.nonzero(point_weights > 0.3).flatten()
-        offsets = None
+        offsets = corr.offsets
     if offsets is not None:
-        assert_shape(offsets, [68, 3], "landmark_offsets")
+        assert_shape(offsets, [num_points, 3], "landmark_offsets")
         offsets = offsets.to(dev, torch.float32)
     ns = head.num_shape if config.num_shape is None else min(int(config.num_shape), head.num_shape)
     ne = head.num_expression if config.num_expression is None else min(int(config.num_expression),

@@ -43,11 +43,13 @@ SEARCH_RADIUS = 0.02  # metres: triangles this close to a point's median are sea
 
 @dataclass(frozen=True)
 class MeshCorrespondence:
-    """faces (K,) int64 triangle of each point; bary (K, 3) float32; weights (K,) float32 (0 = unused);
-    residual_px (K,) the RMS re-projection residual measured at 512 px; head: head_identity keys."""
+    """faces (K,) int64 triangle of each point; bary (K, 3) float32; offsets (K, 3) float32 metres, FLAME
+    space, added to the surface points; weights (K,) float32 (0 = unused); residual_px (K,) the median
+    re-projection residual measured at 512 px; head: head_identity keys."""
 
     faces: torch.Tensor
     bary: torch.Tensor
+    offsets: torch.Tensor
     weights: torch.Tensor
     residual_px: torch.Tensor
     head: dict
@@ -129,37 +131,56 @@ def closest_on_triangles(p: np.ndarray, tri: np.ndarray):
     return best_d, best_b
 
 
-def build_correspondence(flame, detector, count: int = 48, seed: int = 1000, flame_dir=None,
-                         resolution: int = RESOLUTION, head: Optional[dict] = None) -> MeshCorrespondence:
-    """Measure the correspondence of `detector`'s mesh points (a `FaceMeshDetector`) on `count` renders."""
+@dataclass(frozen=True)
+class ViewSamples:
+    """Detections on calibration renders: params / c of the views used (N); fid (N, K) triangle under each
+    point (-1: off the mesh), bary (N, K, 3); det_px (N, K, 2) the detected points; resolution."""
+
+    params: dict
+    c: torch.Tensor
+    fid: np.ndarray
+    bary: np.ndarray
+    det_px: np.ndarray
+    resolution: int
+
+
+def measure_views(flame, detector, count: int = 48, seed: int = 1000, flame_dir=None,
+                  resolution: int = RESOLUTION) -> ViewSamples:
+    """Render `count` calibration views photographically, run `detector` (a `FaceMeshDetector`) and find the
+    surface sample under each detected point."""
     from next3d.fitting.calibrate import calibration_views, render_photographic_views
 
     params, c = calibration_views(flame, count, seed)
     images = render_photographic_views(params, c, resolution, seed=seed, flame_dir=flame_dir)
-    faces = flame.faces
     with torch.no_grad():
         verts = flame(**params).vertices
-        mean_v = flame().vertices[0].double().numpy()
-    samples, views = [], []
+    keep, samples = [], []
     for i, img in enumerate(images):
         try:
             det = detector.detect(img)
         except ValueError:
             continue
-        frags, px = rasterize_flame(verts[i:i + 1], faces, c[i:i + 1], resolution)
-        fid, bary = surface_samples(det.mesh, frags, px, faces)
-        samples.append((fid, bary, det.mesh))
-        views.append(i)
-    if len(views) < max(4, count // 2):
-        raise RuntimeError(f"face-mesh correspondence: the detector found only {len(views)} of {count} faces")
-    k_pts = samples[0][0].shape[0]
-    fid = np.stack([s[0] for s in samples])  # (N, K)
-    bary = np.stack([s[1] for s in samples])  # (N, K, 3)
-    det_px = np.stack([s[2] for s in samples])  # (N, K, 2)
-    f_np = faces.numpy()
-    pos = (mean_v[f_np[fid.clip(0)]] * bary[..., None]).sum(2)  # (N, K, 3) on the mean head
-    seen = fid >= 0
+        frags, px = rasterize_flame(verts[i:i + 1], flame.faces, c[i:i + 1], resolution)
+        samples.append(surface_samples(det.mesh, frags, px, flame.faces) + (det.mesh,))
+        keep.append(i)
+    if len(keep) < max(4, count // 2):
+        raise RuntimeError(f"face-mesh correspondence: the detector found only {len(keep)} of {count} faces")
+    idx = torch.as_tensor(keep)
+    return ViewSamples(params={k: v[idx] for k, v in params.items()}, c=c[idx],
+                       fid=np.stack([s[0] for s in samples]), bary=np.stack([s[1] for s in samples]),
+                       det_px=np.stack([s[2] for s in samples]), resolution=resolution)
+
+
+def surface_locations(flame, views: ViewSamples):
+    """Per point the surface location (faces (K,), bary (K, 3)) nearest to the median of its samples carried
+    to the mean head, and the fraction of views in which it fell on the mesh (K,)."""
+    with torch.no_grad():
+        mean_v = flame().vertices[0].double().numpy()
+    f_np = flame.faces.numpy()
+    fid, seen = views.fid, views.fid >= 0
+    pos = (mean_v[f_np[fid.clip(0)]] * views.bary[..., None]).sum(2)  # (N, K, 3) on the mean head
     centroids = mean_v[f_np].mean(1)
+    k_pts = fid.shape[1]
     out_f = np.zeros(k_pts, np.int64)
     out_b = np.full((k_pts, 3), 1 / 3)
     for k in range(k_pts):
@@ -172,31 +193,56 @@ def build_correspondence(flame, detector, count: int = 48, seed: int = 1000, fla
         d, b = closest_on_triangles(med, mean_v[f_np[near]])
         j = int(np.argmin(d))
         out_f[k], out_b[k] = near[j], b[j]
-    # Re-projection residual of the chosen locations on each view's own head.
-    from next3d.render.cameras import project
-    from next3d.render.triplane_coords import flame_to_world
+    return out_f, out_b, seen.mean(0)
 
-    idx = torch.as_tensor(views)
-    corners = verts[idx][:, torch.as_tensor(f_np[out_f])]  # (N, K, 3, 3)
-    pts3 = (corners * torch.as_tensor(out_b, dtype=corners.dtype)[None, :, :, None]).sum(2)
-    uv = project(flame_to_world(pts3), c[idx])[..., :2].numpy() * resolution
-    err2 = ((uv - det_px) ** 2).sum(-1)
-    rms = np.sqrt(np.median(err2, axis=0)) * (RESOLUTION / resolution)
-    frac = seen.mean(0)
-    weights = 1.0 / (1.0 + (rms / REF_PX) ** 2)
-    weights[(frac < MIN_SEEN) | (rms > MAX_PX)] = 0.0
-    info = {"views": len(views), "seed": seed, "resolution": resolution, "renders": "photographic",
-            "model": Path(getattr(detector, "model_path", "")).name, "ref_px": REF_PX, "max_px": MAX_PX}
-    return MeshCorrespondence(faces=torch.as_tensor(out_f), bary=torch.as_tensor(out_b, dtype=torch.float32),
-                              weights=torch.as_tensor(weights, dtype=torch.float32),
-                              residual_px=torch.as_tensor(rms, dtype=torch.float32), head=dict(head or {}), info=info)
+
+def solve_correspondence(flame, views: ViewSamples, head: Optional[dict] = None, offsets: bool = True,
+                         info: Optional[dict] = None) -> MeshCorrespondence:
+    """Surface locations, then (offsets=True) FLAME-space offsets (K, 3) solved like the dlib calibration's
+    (`calibrate.solve_offsets`: robust re-projection over the views, small-norm prior), then weights from
+    each point's median re-projection residual."""
+    from next3d.fitting.calibrate import solve_offsets
+    from next3d.fitting.landmark_fit import project_landmarks
+    from next3d.fitting.landmark_head import LandmarkHead
+
+    faces, bary, frac = surface_locations(flame, views)
+    head_pts = LandmarkHead(flame, (torch.as_tensor(faces), torch.as_tensor(bary, dtype=torch.float32)))
+    n = views.c.shape[0]
+    p = views.params
+    shape = torch.nn.functional.pad(p["shape"], (0, head_pts.num_shape - p["shape"].shape[1]))
+    expr = torch.nn.functional.pad(p["expression"], (0, head_pts.num_expression - p["expression"].shape[1]))
+    pose = torch.zeros(n, 3 * head_pts.num_joints)
+    pose[:, 6:9] = p["jaw"]
+    with torch.no_grad():
+        lmk = head_pts(shape, expr, pose)
+    detected = torch.as_tensor(views.det_px, dtype=torch.float32)
+    delta = solve_offsets(lmk, views.c, detected, views.resolution) if offsets else torch.zeros_like(lmk[0])
+    with torch.no_grad():
+        uv = project_landmarks(lmk + delta, views.c).numpy() * views.resolution
+    err2 = ((uv - views.det_px) ** 2).sum(-1)
+    med = np.sqrt(np.median(err2, axis=0)) * (RESOLUTION / views.resolution)
+    weights = 1.0 / (1.0 + (med / REF_PX) ** 2)
+    weights[(frac < MIN_SEEN) | (med > MAX_PX)] = 0.0
+    info = {**(info or {}), "views": n, "resolution": views.resolution, "renders": "photographic",
+            "ref_px": REF_PX, "max_px": MAX_PX, "offsets": bool(offsets)}
+    return MeshCorrespondence(faces=torch.as_tensor(faces), bary=torch.as_tensor(bary, dtype=torch.float32),
+                              offsets=delta.float(), weights=torch.as_tensor(weights, dtype=torch.float32),
+                              residual_px=torch.as_tensor(med, dtype=torch.float32), head=dict(head or {}), info=info)
+
+
+def build_correspondence(flame, detector, count: int = 48, seed: int = 1000, flame_dir=None,
+                         resolution: int = RESOLUTION, head: Optional[dict] = None) -> MeshCorrespondence:
+    """Measure the correspondence of `detector`'s mesh points (a `FaceMeshDetector`) on `count` renders."""
+    views = measure_views(flame, detector, count, seed, flame_dir, resolution)
+    return solve_correspondence(flame, views, head, info={"seed": seed,
+                                                          "model": Path(getattr(detector, "model_path", "")).name})
 
 
 def save_correspondence(corr: MeshCorrespondence, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, faces=corr.faces.numpy().astype(np.int32), bary=corr.bary.numpy().astype(np.float32),
-                        weights=corr.weights.numpy().astype(np.float32),
+                        offsets=corr.offsets.numpy().astype(np.float32), weights=corr.weights.numpy().astype(np.float32),
                         residual_px=corr.residual_px.numpy().astype(np.float32),
                         head=np.array(_head_key(corr.head)), info=np.array(json.dumps(corr.info)))
     tmp.replace(path)
@@ -211,7 +257,8 @@ def read_correspondence(path: Path, head: dict) -> Optional[MeshCorrespondence]:
         if [str(v) for v in data["head"]] != _head_key(head):
             return None
         return MeshCorrespondence(faces=torch.from_numpy(data["faces"].astype(np.int64)),
-                                  bary=torch.from_numpy(data["bary"]), weights=torch.from_numpy(data["weights"]),
+                                  bary=torch.from_numpy(data["bary"]), offsets=torch.from_numpy(data["offsets"]),
+                                  weights=torch.from_numpy(data["weights"]),
                                   residual_px=torch.from_numpy(data["residual_px"]), head=dict(head),
                                   info=json.loads(str(data["info"])))
 
