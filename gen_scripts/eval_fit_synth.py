@@ -41,10 +41,10 @@ def head_frame_angles(c: torch.Tensor, neck: torch.Tensor) -> np.ndarray:
     """Yaw, pitch, roll (B, 3) degrees (`camera_frame.camera_angles`) of the head-frame camera."""
     from next3d.fitting import camera_frame
 
-    c2w = c.double().clone()
-    c2w[:, :16] = c2w[:, :16].view(-1, 4, 4).clone().index_put_(
-        (slice(None), slice(0, 3), slice(0, 3)), head_frame_rotation(c, neck)).reshape(-1, 16)
-    return camera_frame.camera_angles(c2w).numpy()
+    m = c.double()[:, :16].reshape(-1, 4, 4).clone()
+    m[:, :3, :3] = head_frame_rotation(c, neck)
+    label = torch.cat([m.reshape(-1, 16), c.double()[:, 16:]], dim=1)
+    return camera_frame.camera_angles(label).numpy()
 
 
 def angle_deg(ra: torch.Tensor, rb: torch.Tensor) -> np.ndarray:

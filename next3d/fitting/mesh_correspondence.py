@@ -144,7 +144,7 @@ class ViewSamples:
     resolution: int
 
 
-def measure_views(flame, detector, count: int = 48, seed: int = 1000, flame_dir=None,
+def measure_views(flame, detector, count: int = 96, seed: int = 1000, flame_dir=None,
                   resolution: int = RESOLUTION) -> ViewSamples:
     """Render `count` calibration views photographically, run `detector` (a `FaceMeshDetector`) and find the
     surface sample under each detected point."""
@@ -196,7 +196,7 @@ def surface_locations(flame, views: ViewSamples):
     return out_f, out_b, seen.mean(0)
 
 
-def solve_correspondence(flame, views: ViewSamples, head: Optional[dict] = None, offsets: bool = True,
+def solve_correspondence(flame, views: ViewSamples, head: Optional[dict] = None, offsets: bool = False,
                          info: Optional[dict] = None) -> MeshCorrespondence:
     """Surface locations, then (offsets=True) FLAME-space offsets (K, 3) solved like the dlib calibration's
     (`calibrate.solve_offsets`: robust re-projection over the views, small-norm prior), then weights from
@@ -230,7 +230,7 @@ def solve_correspondence(flame, views: ViewSamples, head: Optional[dict] = None,
                               residual_px=torch.as_tensor(med, dtype=torch.float32), head=dict(head or {}), info=info)
 
 
-def build_correspondence(flame, detector, count: int = 48, seed: int = 1000, flame_dir=None,
+def build_correspondence(flame, detector, count: int = 96, seed: int = 1000, flame_dir=None,
                          resolution: int = RESOLUTION, head: Optional[dict] = None) -> MeshCorrespondence:
     """Measure the correspondence of `detector`'s mesh points (a `FaceMeshDetector`) on `count` renders."""
     views = measure_views(flame, detector, count, seed, flame_dir, resolution)

