@@ -135,9 +135,10 @@ def main():
             d_ypr = (head_frame_angles(fit.camera[None], fit.flame["neck"][None])
                      - head_frame_angles(true_c[i:i + 1], true_neck[i:i + 1]))[0]
             jaw_open = abs(float(fit.flame["jaw"][0] - true_jaw[i, 0])) * 180 / np.pi
-            rows.append({"item": i, "rotation_deg": float(rot), "jaw_deg": jaw, "jaw_open_deg": jaw_open, "landmark_px": lmk_err,
-                         "residual_px": fit.error_px,
-                         "d_yaw_pitch_roll": [float(v) for v in d_ypr], "true_yaw_pitch_roll": items[i]["appearance"]["camera"]})
+            rows.append({"item": i, "rotation_deg": float(rot), "jaw_deg": jaw, "jaw_open_deg": jaw_open,
+                         "landmark_px": lmk_err, "residual_px": fit.error_px,
+                         "d_yaw_pitch_roll": [float(v) for v in d_ypr],
+                         "true_yaw_pitch_roll": items[i]["appearance"]["camera"]})
         rot = np.array([r["rotation_deg"] for r in rows])
         summary = {"fitted": len(rows), "of": len(images),
                    "rotation_median": float(np.median(rot)), "rotation_p90": float(np.percentile(rot, 90)),

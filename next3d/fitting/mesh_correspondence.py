@@ -247,7 +247,8 @@ def save_correspondence(corr: MeshCorrespondence, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, faces=corr.faces.numpy().astype(np.int32), bary=corr.bary.numpy().astype(np.float32),
-                        offsets=corr.offsets.numpy().astype(np.float32), weights=corr.weights.numpy().astype(np.float32),
+                        offsets=corr.offsets.numpy().astype(np.float32),
+                        weights=corr.weights.numpy().astype(np.float32),
                         residual_px=corr.residual_px.numpy().astype(np.float32),
                         head=np.array(_head_key(corr.head)), info=np.array(json.dumps(corr.info)))
     tmp.replace(path)
