@@ -43,27 +43,38 @@ def _folder_names(paths):
 @click.option("--photometric", is_flag=True, default=False,
               help="After the landmark stages, refine on the crop's pixels (SH lighting + PCA albedo, "
                    "rendered through the rasteriser; ~5 s CPU per photo).")
-def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric):
-    """Fit FLAME and an EG3D camera to each PHOTO (dlib landmarks, the published crop)."""
+@click.option("--landmarks", type=click.Choice(["dlib", "facemesh"]), default="dlib", show_default=True,
+              help="Landmarks fitted: dlib's 68, or MediaPipe's 468-point face mesh (optional packages: "
+                   "pip install ai-edge-litert==2.3.0 && pip install --no-deps mediapipe==0.10.14).")
+def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric, landmarks):
+    """Fit FLAME and an EG3D camera to each PHOTO (dlib or face-mesh landmarks, the published crop)."""
     from dataclasses import replace
 
-    from next3d.fitting import DetectionError, DlibDetector, FitConfig, PhotoFailure, fit_prepared, prepare_photo
+    from next3d.fitting import DetectionError, FitConfig, PhotoFailure, fit_prepared, make_detector, prepare_photo
     from next3d.fitting.pipeline import summary_line, write_fit_folder
     from training.dataset_schema import head_identity
 
+    if photometric and landmarks == "facemesh":
+        raise click.UsageError("--photometric works with --landmarks dlib only")
     out = prepare_out_dir(out_dir)
     flame = load_flame_from_options(flame_dir)
     from next3d.flame import load_flame_model
 
     head = head_identity(load_flame_model(flame_dir))
     try:
-        detector = DlibDetector()
+        detector = make_detector(landmarks)
     except DetectionError as exc:
         raise click.ClickException(str(exc)) from None
     from next3d.fitting.calibrate import load_offsets
 
-    offsets = load_offsets(detector.name, head)
-    config = FitConfig() if iters is None else replace(FitConfig(), full_iters=iters)
+    offsets = load_offsets("dlib", head)
+    correspondence = None
+    if landmarks == "facemesh":
+        from next3d.fitting.mesh_correspondence import load_correspondence
+
+        correspondence = load_correspondence(flame_dir)
+    config = replace(FitConfig(), landmarks=landmarks)
+    config = config if iters is None else replace(config, full_iters=iters)
     photo_cfg = photo_model = None
     if photometric:
         from next3d.fitting.photometric import PhotometricConfig, load_photometric_model
@@ -82,7 +93,7 @@ def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric)
                 prepared.append((i, item))
         fits = fit_prepared([p for _, p in prepared], flame, config, landmark_offsets=offsets,
                             progress=len(prepared) > 1 and sys.stderr.isatty(), photometric=photo_cfg,
-                            photometric_model=photo_model)
+                            photometric_model=photo_model, correspondence=correspondence)
         for (i, _), result in zip(prepared, fits):
             results[i] = result
         for i in chunk:

@@ -5,7 +5,8 @@
     photo = prepare_photo("me.jpg", det, resolution=512)      # PreparedPhoto or PhotoFailure
     fit, = fit_prepared([photo], flame)                         # PhotoFit: camera (25,), flame dict
 
-Modules: `photo_io` (reading photos), `detect` (face + 68 landmarks), `align` (the published
+Modules: `photo_io` (reading photos), `detect` (face + 68 landmarks), `facemesh` (MediaPipe's 468-point
+mesh, optional) + `mesh_correspondence` (its points on the head's surface), `align` (the published
 crop, recorded as a matrix), `camera_frame` (FLAME -> EG3D frame, camera parameters),
 `landmark_head` + `landmark_fit` (the batched fit), `calibrate` (detector offsets), `photometric` +
 `albedo_basis` (the optional refinement on the pixels: SH lighting, PCA albedo), `overlay`, `pipeline`.

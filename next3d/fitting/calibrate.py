@@ -129,9 +129,9 @@ def model_landmarks(flame, params: Dict[str, torch.Tensor], c: torch.Tensor) -> 
 
 def solve_offsets(lmk: torch.Tensor, c: torch.Tensor, detected: torch.Tensor, resolution: int = RESOLUTION,
                   prior: float = 1e-3, iters: int = 400) -> torch.Tensor:
-    """Offsets (68, 3) in metres minimising robust re-projection error of lmk + delta onto `detected`
-    (N, 68, 2) pixels under cameras c (N, 25), plus prior * |delta / 1 cm|^2."""
-    delta = torch.zeros(68, 3, requires_grad=True)
+    """Offsets (K, 3) in metres minimising robust re-projection error of lmk (N, K, 3) + delta onto `detected`
+    (N, K, 2) pixels under cameras c (N, 25), plus prior * |delta / 1 cm|^2 (K = 68 for dlib)."""
+    delta = torch.zeros(lmk.shape[1], 3, requires_grad=True)
     target = detected / resolution
     opt = torch.optim.Adam([delta], lr=5e-4)
     with torch_threads(1):

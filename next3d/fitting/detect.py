@@ -6,6 +6,8 @@ Interface: a `LandmarkDetector` turns an (H, W, 3) uint8 RGB image into a `Detec
 * `DlibDetector` (default): dlib's HOG frontal-face detector and its 68-point shape
   predictor; the model file comes from the `face_recognition_models` package, located
   through importlib (never imported: its `__init__` needs pkg_resources).
+* `facemesh.FaceMeshDetector` ("facemesh"): dlib's box and 68 points plus MediaPipe's 468-point
+  face mesh in `Detection.mesh` (optional packages; see `next3d.fitting.facemesh`).
 
 Pixel convention (as `docs/dataset_format.md`): origin at the top-left CORNER of the
 top-left pixel, x right, y down; pixel centres at k + 0.5. dlib reports integer pixel
@@ -44,12 +46,14 @@ class FaceTooSmallError(DetectionError):
 @dataclass(frozen=True)
 class Detection:
     """landmarks (68, 2) float64 pixels (corner origin); box (x0, y0, x1, y1) pixels;
-    num_faces: faces the detector found; face_index: which one was used (0 = largest)."""
+    num_faces: faces the detector found; face_index: which one was used (0 = largest);
+    mesh: a dense landmark set (N, 2) pixels from a mesh backend (`facemesh`), else None."""
 
     landmarks: np.ndarray
     box: Tuple[float, float, float, float]
     num_faces: int
     face_index: int
+    mesh: Optional[np.ndarray] = None
 
 
 def face_models_dir() -> Path:
@@ -137,7 +141,11 @@ class DlibDetector(LandmarkDetector):
 
 
 def make_detector(name: str = "dlib", **kwargs) -> LandmarkDetector:
-    """A detector backend by name ("dlib")."""
+    """A detector backend by name ("dlib" or "facemesh")."""
     if name == "dlib":
         return DlibDetector(**kwargs)
-    raise ValueError(f"unknown landmark detector {name!r}; available: 'dlib'")
+    if name == "facemesh":
+        from next3d.fitting.facemesh import FaceMeshDetector
+
+        return FaceMeshDetector(**kwargs)
+    raise ValueError(f"unknown landmark detector {name!r}; available: 'dlib', 'facemesh'")

@@ -86,6 +86,9 @@ class FitConfig:
     """Weight of |neck pose|^2: the head turn belongs to the camera."""
     eye_prior: float = 100.0
     """Weight of |eye pose|^2: gaze is not observable from the 68 landmarks."""
+    landmarks: str = "dlib"
+    """Landmark source of the photo pipeline: "dlib" (68 iBUG points + calibration offsets) or "facemesh"
+    (MediaPipe's 468 points through `mesh_correspondence`; needs the optional face-mesh packages)."""
     device: str = "cpu"
     """Torch device of the optimisation."""
     num_threads: Optional[int] = 1
@@ -125,9 +128,14 @@ def _image_sizes(image_size: Union[int, float, Sequence, torch.Tensor], batch: i
     return size.clone()
 
 
-def landmark_loss(uv: torch.Tensor, target: torch.Tensor, config: FitConfig) -> torch.Tensor:
+def landmark_loss(uv: torch.Tensor, target: torch.Tensor, config: FitConfig,
+                  point_weights: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per-item landmark objective (B,): robust point term (contour weighted) plus the eye- and
-    lip-closure gap terms. uv, target: (B, 68, 2) normalised image coordinates."""
+    lip-closure gap terms. uv, target: (B, 68, 2) normalised image coordinates. With point_weights
+    (K,) (a dense set, (B, K, 2)): the weighted robust point term only."""
+    if point_weights is not None:
+        res = (uv - target).norm(dim=-1) / config.sigma
+        return (point_weights * _robust(res)).sum(1)
     weights = torch.ones(68, device=uv.device)
     weights[:NUM_CONTOUR] = config.contour_weight
     res = (uv - target).norm(dim=-1) / config.sigma  # (B, 68)
@@ -162,18 +170,20 @@ def project_landmarks(lmk_flame: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return cameras.project(flame_to_world(lmk_flame), c)[..., :2]
 
 
-def initial_camera(head: LandmarkHead, target: torch.Tensor) -> torch.Tensor:
+def initial_camera(head: LandmarkHead, target: torch.Tensor, select: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Closed-form camera init (B, 6) = (rot, trans) from normalised landmarks (B, 68, 2).
 
     An affine map of the mean head's 51 static landmarks (EG3D world) onto the targets gives
-    the camera's x/y axes (rows, orthonormalised) and the distance (focal / scale).
+    the camera's x/y axes (rows, orthonormalised) and the distance (focal / scale). `select`:
+    the indices of the points to use instead (a dense set).
     """
     batch = target.shape[0]
     dev, dt = target.device, torch.float64
     zeros = lambda n: torch.zeros(1, n, device=dev, dtype=torch.float32)  # noqa: E731
     lmk = head(zeros(head.num_shape), zeros(head.num_expression), zeros(3 * head.num_joints))
-    x3 = flame_to_world(lmk)[0, NUM_CONTOUR:].to(dt)  # (51, 3)
-    x2 = target[:, NUM_CONTOUR:].to(dt)  # (B, 51, 2)
+    sel = torch.arange(NUM_CONTOUR, lmk.shape[1], device=dev) if select is None else select.to(dev)
+    x3 = flame_to_world(lmk)[0, sel].to(dt)  # (51, 3)
+    x2 = target[:, sel].to(dt)  # (B, 51, 2)
     mean3, mean2 = x3.mean(0), x2.mean(1)
     a = torch.cat([x3 - mean3, torch.ones(x3.shape[0], 1, dtype=dt, device=dev)], dim=1)  # (51, 4)
     sol = torch.linalg.lstsq(a[None].expand(batch, -1, -1), (x2 - mean2[:, None])).solution  # (B, 4, 2)
@@ -213,7 +223,8 @@ def torch_threads(n: Optional[int]):
 
 def fit_landmarks(landmarks_2d: torch.Tensor, image_size, flame: FLAME, config: FitConfig = FitConfig(),
                   temporal_weight: float = 0.0, init_shape: Optional[torch.Tensor] = None,
-                  landmark_offsets: Optional[torch.Tensor] = None, progress: bool = False) -> FitResult:
+                  landmark_offsets: Optional[torch.Tensor] = None, progress: bool = False,
+                  correspondence=None) -> FitResult:
     """Fit FLAME and the camera to 2D landmarks.
 
     Args:
@@ -227,29 +238,40 @@ def fit_landmarks(landmarks_2d: torch.Tensor, image_size, flame: FLAME, config: 
         landmark_offsets: optional (68, 3) FLAME-space offsets added to the model's landmarks: where
             the detector puts each point relative to the embedding (`next3d.fitting.calibrate`).
         progress: show a tqdm bar over the iterations.
+        correspondence: a `mesh_correspondence.MeshCorrespondence`: landmarks_2d are then its K dense
+            points (B, K, 2), fitted with its per-point weights and offsets (no contour table or closure
+            terms; landmark_offsets is ignored); FitResult.landmarks_2d is (B, K, 2).
     Returns:
         FitResult.
     """
     with torch_threads(config.num_threads if torch.device(config.device).type == "cpu" else None):
-        return _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, landmark_offsets, progress)
+        return _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, landmark_offsets, progress,
+                    correspondence)
 
 
-def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, offsets, progress) -> FitResult:
-    assert_shape(landmarks_2d, [None, 68, 2], "landmarks_2d")
+def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, offsets, progress,
+         corr=None) -> FitResult:
+    num_points = 68 if corr is None else int(corr.faces.numel())
+    assert_shape(landmarks_2d, [None, num_points, 2], "landmarks_2d")
     if not bool(torch.isfinite(landmarks_2d).all()):
         raise ValueError("landmarks_2d: contains NaN or infinite values")
     dev = torch.device(config.device)
     batch = landmarks_2d.shape[0]
     sizes = _image_sizes(image_size, batch).to(dev)
     target = landmarks_2d.to(dev, torch.float32) / sizes[:, None, None]
-    head = LandmarkHead(flame).to(dev)
+    head = LandmarkHead(flame, None if corr is None else (corr.faces, corr.bary)).to(dev)
+    point_weights = select = None
+    if corr is not None:
+        point_weights = corr.weights.to(dev, torch.float32)
+        select = torch.nonzero(point_weights > 0.3).flatten()
+        offsets = corr.offsets
     if offsets is not None:
-        assert_shape(offsets, [68, 3], "landmark_offsets")
+        assert_shape(offsets, [num_points, 3], "landmark_offsets")
         offsets = offsets.to(dev, torch.float32)
     ns = head.num_shape if config.num_shape is None else min(int(config.num_shape), head.num_shape)
     ne = head.num_expression if config.num_expression is None else min(int(config.num_expression),
                                                                        head.num_expression)
-    cam = initial_camera(head, target).requires_grad_(True)
+    cam = initial_camera(head, target, select).requires_grad_(True)
     shape_rows = 1 if config.share_shape else batch
     shape = torch.zeros(shape_rows, ns, device=dev)
     if init_shape is not None:
@@ -277,7 +299,7 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, o
         return c, project_landmarks(lmk, c)
 
     def data_terms(uv):
-        return landmark_loss(uv, target, config)
+        return landmark_loss(uv, target, config, point_weights)
 
     def prior_terms():
         total = prior_loss(expr, poses, shape if config.fit_shape else None, config).sum()
@@ -314,7 +336,9 @@ def _fit(landmarks_2d, image_size, flame, config, temporal_weight, init_shape, o
         c, uv = evaluate()
         sh, ex, pose = full_params()
         px = uv * sizes[:, None, None]
-        err = (px - landmarks_2d.to(dev, torch.float32)).norm(dim=-1).mean(1)
+        dist = (px - landmarks_2d.to(dev, torch.float32)).norm(dim=-1)
+        # Mean over the points the fit uses (a dense set: its weighted points).
+        err = dist.mean(1) if point_weights is None else (dist * point_weights).sum(1) / point_weights.sum()
         flame_params = {"shape": sh, "expression": ex}
         for k, nm in enumerate(POSE_NAMES):
             flame_params[nm] = pose[:, 3 * (k + 1):3 * (k + 2)]

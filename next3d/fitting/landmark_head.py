@@ -29,13 +29,19 @@ class LandmarkHead(torch.nn.Module):
 
     Args:
         flame: the FLAME layer whose buffers are used.
+        points: optional (faces (K,), barycentrics (K, 3)): other surface points instead of the 68
+            (a dense landmark set, `mesh_correspondence`); then (B, K, 3) and no dynamic contour.
     """
 
-    def __init__(self, flame: FLAME):
+    def __init__(self, flame: FLAME, points: Optional[tuple] = None):
         super().__init__()
         faces = flame.faces
-        used = [flame.lmk_faces]
-        if flame.has_dynamic_contour:
+        lmk_faces, lmk_bary = flame.lmk_faces, flame.lmk_bary
+        if points is not None:
+            lmk_faces, lmk_bary = torch.as_tensor(points[0]).long(), torch.as_tensor(points[1]).float()
+        used = [lmk_faces]
+        has_contour = flame.has_dynamic_contour and points is None
+        if has_contour:
             used.append(flame.dyn_lmk_faces.reshape(-1))
         vert_ids = torch.unique(faces[torch.cat(used)].reshape(-1))
         local = torch.full((flame.num_vertices,), -1, dtype=torch.long)
@@ -45,7 +51,8 @@ class LandmarkHead(torch.nn.Module):
         self.num_shape = flame.num_shape
         self.num_expression = flame.num_expression
         self.num_joints = flame.num_joints
-        self.has_dynamic_contour = flame.has_dynamic_contour
+        self.has_dynamic_contour = has_contour
+        self.num_points = int(lmk_faces.numel())
         self.register_buffer("v_template", flame.v_template[vert_ids].clone(), persistent=False)
         self.register_buffer("basis", basis[vert_ids].reshape(-1, basis.shape[2]).T.contiguous(), persistent=False)
         self.register_buffer("j_template", flame.j_regressor @ flame.v_template, persistent=False)  # (J, 3)
@@ -56,8 +63,8 @@ class LandmarkHead(torch.nn.Module):
         self.register_buffer("posedirs", posedirs.contiguous(), persistent=False)
         self.register_buffer("lbs_weights", flame.lbs_weights[vert_ids].clone(), persistent=False)
         self.register_buffer("parents", flame.parents.clone(), persistent=False)
-        self.register_buffer("lmk_tri", local[faces[flame.lmk_faces]], persistent=False)  # (68, 3)
-        self.register_buffer("lmk_bary", flame.lmk_bary.clone(), persistent=False)
+        self.register_buffer("lmk_tri", local[faces[lmk_faces]], persistent=False)  # (K, 3)
+        self.register_buffer("lmk_bary", lmk_bary.clone(), persistent=False)
         if self.has_dynamic_contour:
             self.register_buffer("dyn_tri", local[faces[flame.dyn_lmk_faces]], persistent=False)  # (79, 17, 3)
             self.register_buffer("dyn_bary", flame.dyn_lmk_bary.clone(), persistent=False)
@@ -69,7 +76,8 @@ class LandmarkHead(torch.nn.Module):
     def forward(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
                 rows: Optional[torch.Tensor] = None) -> torch.Tensor:
         """shape (B, num_shape), expression (B, num_expression), pose (B, 3*J) axis-angle,
-        rows (B,) long contour rows (None: the fixed full-68 contour) -> landmarks (B, 68, 3)."""
+        rows (B,) long contour rows (None: the fixed full-68 contour) -> landmarks (B, K, 3) (K = 68 or the
+        given points)."""
         batch = shape.shape[0]
         assert_shape(shape, [batch, self.num_shape], "shape")
         assert_shape(expression, [batch, self.num_expression], "expression")

@@ -27,7 +27,7 @@ def draw_overlay(crop: np.ndarray, camera: torch.Tensor, flame_params: Dict[str,
         camera: (25,) label of the fit.
         flame_params: FLAME.forward keyword arguments, (n,) or (1, n) tensors.
         flame: the FLAME layer.
-        detected, fitted: optional (68, 2) landmark pixels.
+        detected, fitted: optional (N, 2) landmark pixels (68, or a face mesh's points).
         alpha: opacity of the shaded mesh.
     Returns:
         (R, R, 3) uint8.

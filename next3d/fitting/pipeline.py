@@ -44,19 +44,22 @@ class PhotoFailure:
 @dataclass(frozen=True)
 class PreparedPhoto:
     """A photo ready to fit: crop (R, R, 3) uint8; transform photo -> crop; detection in photo
-    pixels; landmarks (68, 2) in crop pixels."""
+    pixels; landmarks (68, 2) in crop pixels; mesh (N, 2) the dense points in crop pixels (a
+    face-mesh detector), else None."""
 
     name: str
     crop: np.ndarray
     transform: CropTransform
     detection: Detection
     landmarks: np.ndarray
+    mesh: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
 class PhotoFit:
     """A fitted photo: camera (25,), flame dict of (n,) tensors, fitted landmarks (68, 2) crop
-    pixels, error_px (mean landmark distance, crop pixels), angles (yaw, pitch, roll) degrees."""
+    pixels (a face-mesh fit: the fitted mesh points (N, 2)), error_px (mean landmark distance, crop
+    pixels; face mesh: weighted mean over its points), angles (yaw, pitch, roll) degrees."""
 
     photo: PreparedPhoto
     camera: torch.Tensor
@@ -72,7 +75,9 @@ class PhotoFit:
             "resolution": p.transform.resolution,
             "camera": [float(x) for x in self.camera],
             "flame": {k: [float(x) for x in v] for k, v in self.flame.items()},
-            "landmarks_2d": np.round(p.landmarks, 3).tolist(),
+            "landmarks": "dlib" if p.mesh is None or len(self.fitted_landmarks) == len(p.landmarks) else "facemesh",
+            "landmarks_2d": np.round(p.landmarks if p.mesh is None or len(self.fitted_landmarks) == len(p.landmarks)
+                                     else p.mesh, 3).tolist(),
             "landmarks_fitted": np.round(self.fitted_landmarks, 3).tolist(),
             "landmark_error_px": self.error_px,
             "landmark_error_frac": self.error_px / p.transform.resolution,
@@ -105,14 +110,20 @@ def prepare_photo(source: Union[str, Path, bytes, np.ndarray], detector: Landmar
     except AlignmentError as exc:
         return PhotoFailure(name, "align", f"{name}: {exc}")
     return PreparedPhoto(name=name, crop=crop, transform=tf, detection=det,
-                         landmarks=transform_points(tf.matrix, det.landmarks))
+                         landmarks=transform_points(tf.matrix, det.landmarks),
+                         mesh=None if det.mesh is None else transform_points(tf.matrix, det.mesh))
 
 
 def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfig = FitConfig(),
                  progress: bool = False, landmark_offsets: Optional[torch.Tensor] = None,
                  photometric: Optional["PhotometricConfig"] = None,
-                 photometric_model: Optional["PhotometricModel"] = None) -> List[Union[PhotoFit, PhotoFailure]]:
+                 photometric_model: Optional["PhotometricModel"] = None,
+                 correspondence=None) -> List[Union[PhotoFit, PhotoFailure]]:
     """Fit a batch of prepared photos (one optimisation for all of them).
+
+    config.landmarks "facemesh" fits the photos' dense points (`PreparedPhoto.mesh`, from a
+    `FaceMeshDetector`) through `correspondence` (None: `mesh_correspondence.load_correspondence()`,
+    the built-in or $NEXT3D_FLAME_DIR head's); the photometric stage is dlib-only.
 
     landmark_offsets: the detector's calibration for this head (`calibrate.load_offsets`), or None.
     photometric: run the photometric stage (`photometric.refine_photometric`) after the landmark
@@ -121,9 +132,24 @@ def fit_prepared(photos: Sequence[PreparedPhoto], flame: FLAME, config: FitConfi
     """
     if not photos:
         return []
+    if config.landmarks not in ("dlib", "facemesh"):
+        raise ValueError(f"config.landmarks: expected 'dlib' or 'facemesh', got {config.landmarks!r}")
     lm = torch.as_tensor(np.stack([p.landmarks for p in photos]), dtype=torch.float32)
     sizes = [p.transform.resolution for p in photos]
-    res = fit_landmarks(lm, sizes, flame, config, progress=progress, landmark_offsets=landmark_offsets)
+    if config.landmarks == "facemesh":
+        if photometric is not None:
+            raise ValueError("the photometric stage works with dlib landmarks only (landmarks='dlib')")
+        missing = [p.name for p in photos if p.mesh is None]
+        if missing:
+            raise ValueError(f"{missing[0]}: no face-mesh points (prepare the photos with a FaceMeshDetector)")
+        if correspondence is None:
+            from next3d.fitting.mesh_correspondence import load_correspondence
+
+            correspondence = load_correspondence(None)
+        mesh = torch.as_tensor(np.stack([p.mesh for p in photos]), dtype=torch.float32)
+        res = fit_landmarks(mesh, sizes, flame, config, progress=progress, correspondence=correspondence)
+    else:
+        res = fit_landmarks(lm, sizes, flame, config, progress=progress, landmark_offsets=landmark_offsets)
     if photometric is not None:
         res = _photometric(photos, lm, res, flame, config, landmark_offsets, photometric, photometric_model)
     out: List[Union[PhotoFit, PhotoFailure]] = []
@@ -191,7 +217,8 @@ def write_fit_folder(fit: PhotoFit, folder: Union[str, Path], flame: FLAME, head
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    overlay = draw_overlay(fit.photo.crop, fit.camera, fit.flame, flame, fit.photo.landmarks, fit.fitted_landmarks)
+    detected = fit.photo.landmarks if len(fit.fitted_landmarks) == len(fit.photo.landmarks) else fit.photo.mesh
+    overlay = draw_overlay(fit.photo.crop, fit.camera, fit.flame, flame, detected, fit.fitted_landmarks)
     atomic_write_bytes(folder / "crop.png", _png_bytes(fit.photo.crop))
     atomic_write_bytes(folder / "overlay.png", _png_bytes(overlay))
     atomic_write_bytes(folder / "fit.json", (json.dumps(fit.to_json(head), indent=1) + "\n").encode())

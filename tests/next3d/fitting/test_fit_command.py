@@ -110,3 +110,26 @@ def test_dataset_from_photos_nothing_usable(tmp_path):
     (d / "a.jpg").write_bytes(b"junk")
     r = CliRunner().invoke(from_photos, [str(d), "--out", str(tmp_path / "ds")])
     assert r.exit_code == 1 and "no photo could be fitted" in r.output and not (tmp_path / "ds").exists()
+
+
+def test_fit_command_with_the_face_mesh(photo_dir, tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    if importlib.util.find_spec("mediapipe") is None:
+        pytest.skip("the face-mesh model is not installed (pip install --no-deps mediapipe==0.10.14)")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["fit", str(photo_dir / "face.png"), "--out", str(out), "--resolution", "256",
+                                  "--iters", "80", "--landmarks", "facemesh"])
+    assert r.exit_code == 0, r.output
+    data = json.loads((out / "face" / "fit.json").read_text())
+    assert data["landmarks"] == "facemesh" and np.array(data["landmarks_fitted"]).shape == (468, 2)
+    assert data["landmark_error_frac"] < 0.02
+
+
+def test_fit_command_face_mesh_bad_options(photo_dir, tmp_path, monkeypatch):
+    r = CliRunner().invoke(main, ["fit", str(photo_dir / "face.png"), "--out", str(tmp_path / "a"),
+                                  "--landmarks", "facemesh", "--photometric"])
+    assert r.exit_code == 2 and "--photometric works with --landmarks dlib only" in r.output
+    monkeypatch.setenv("NEXT3D_FACEMESH_MODEL", str(tmp_path / "missing.tflite"))
+    r = CliRunner().invoke(main, ["fit", str(photo_dir / "face.png"), "--out", str(tmp_path / "b"),
+                                  "--landmarks", "facemesh"])
+    assert r.exit_code == 1 and "face-mesh model not found" in r.output and "pip install" in r.output
