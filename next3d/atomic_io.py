@@ -186,12 +186,6 @@ class CommitOnSuccess:
     """`with writer:` closes (commits) on success and aborts on any exception, Ctrl-C included.
     Subclasses define `close()` and `abort()`."""
 
-    def close(self):
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        raise NotImplementedError
-
     def __enter__(self):
         return self
 
