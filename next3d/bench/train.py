@@ -109,10 +109,9 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: 
                                        warmup=1)
             if cfg.warmup_kimg > 0:
                 times["G_recon"] = time_fn(lambda: run_phase_fn("G_recon"), device, repeat=1 if quick else 3, warmup=1)
-            step = (times["G_main"] + times["D_main"] + times["G_reg"] / max(cfg.g_reg_interval, 1)
-                    + times["D_reg"] / max(cfg.d_reg_interval, 1))
             weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),
                        "D_reg": 1 / max(cfg.d_reg_interval, 1)}
+            step = sum(times[k] * w for k, w in weights.items())
             peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
                     else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
             out["results"][f"{name}/{device}"] = {
