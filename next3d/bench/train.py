@@ -89,10 +89,11 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: 
             def run_phase_fn(phase):
                 loop.run_phase(built, phase, 0, sched, [real], [0], labels, env, state, batch)
 
+            # Each phase's share of a step: the regularisers run every interval steps.
+            weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),
+                       "D_reg": 1 / max(cfg.d_reg_interval, 1)}
             if compare is not None:
                 phases = _compare_phases(built, run_phase_fn, 1 if quick else 3, device)
-                weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),
-                           "D_reg": 1 / max(cfg.d_reg_interval, 1)}
                 step = {k: sum(phases[p][f"{k}_s"] * w for p, w in weights.items()) for k in ("project", "published")}
                 out["results"][f"{name}/{device}"] = {
                     "batch": batch, "threads": torch.get_num_threads(), "phases": phases,
@@ -109,8 +110,6 @@ def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: 
                                        warmup=1)
             if cfg.warmup_kimg > 0:
                 times["G_recon"] = time_fn(lambda: run_phase_fn("G_recon"), device, repeat=1 if quick else 3, warmup=1)
-            weights = {"G_main": 1.0, "D_main": 1.0, "G_reg": 1 / max(cfg.g_reg_interval, 1),
-                       "D_reg": 1 / max(cfg.d_reg_interval, 1)}
             step = sum(times[k] * w for k, w in weights.items())
             peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
                     else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024)
