@@ -27,8 +27,12 @@ Fields of `ComputePolicy`:
 * `polyphase_up`: a 2x up-convolution (3x3 kernel, then StyleGAN's 4x4 filter) runs as
   one 3x3 convolution with four output phases on the input grid and a pixel shuffle
   (`torch_utils.ops.conv2d_resample.upconv_phase_weights`) instead of a transposed
-  convolution, a padding copy and a filter pass (CPU: oneDNN's transposed convolution is
-  several times less efficient than its plain one).
+  convolution, a padding copy and a filter pass. Off by default: it does 4x the
+  multiply-adds of the transposed form (each phase sees a full 3x3 window where the
+  transposed convolution has 9/4 taps on average), and measured on whole forwards it
+  loses: ffhq512, batch 1, idle, against PUBLISHED with only this lever changed, 0.55x
+  on a 2-core AVX-512 Xeon (2026-12-02); FAST with it on was 0.68x on the 2-core AVX2
+  EPYC (2026-12-01). Kept for machines whose transposed convolution is the slow one.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ class ComputePolicy:
     """'auto' (grouped or shared-weight form by shape) or 'published' (the block's fused_modconv)."""
     inplace: bool = True
     """In-place bias/activation when autograd records nothing."""
-    polyphase_up: bool = True
-    """CPU 2x up-convolutions (3x3 kernel, 4x4 filter) as four phase convolutions on the input grid."""
+    polyphase_up: bool = False
+    """CPU 2x up-convolutions (3x3 kernel, 4x4 filter) as four phase convolutions on the input grid
+    (off by default: 4x the multiply-adds, measured slower; module docstring)."""
 
     def __post_init__(self):
         if self.ops not in _OPS:

@@ -96,7 +96,7 @@ def test_generator_fast_policy_matches_published():
     with torch.no_grad(), deterministic_rays(G):
         with cp.use(cp.PUBLISHED):
             pub = G(z, c, flame, noise_mode="const")
-        for policy in (cp.FAST, cp.ComputePolicy(channels_last=True)):
+        for policy in (cp.FAST, cp.ComputePolicy(channels_last=True), cp.ComputePolicy(polyphase_up=True)):
             with cp.use(policy):
                 fast = G(z, c, flame, noise_mode="const")
             for key in ("image", "image_raw", "image_depth"):
@@ -117,7 +117,8 @@ def test_polyphase_up_convolution_equals_transposed_form(flip_weight, groups):
     kw = dict(f=f, up=2, padding=1, groups=groups, flip_weight=flip_weight)
     with cp.use(cp.ComputePolicy(polyphase_up=False)):
         want = conv2d_resample.conv2d_resample(x, w, **kw)
-    got = conv2d_resample.conv2d_resample(x, w, **kw)
+    with cp.use(cp.ComputePolicy(polyphase_up=True)):
+        got = conv2d_resample.conv2d_resample(x, w, **kw)
     assert got.shape == want.shape == (2, 6 * groups, 10, 12)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     gx_want, = torch.autograd.grad(want.square().sum(), x)
