@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from next3d.cli.options import align_option
+
 
 @click.command("from-photos")
 @click.argument("source", type=click.Path(exists=True))
@@ -25,7 +27,8 @@ import click
               help="FLAME folder (default: $NEXT3D_FLAME_DIR, else the built-in head).")
 @click.option("--photometric", is_flag=True, default=False,
               help="Refine each fit on the crop's pixels (SH lighting + PCA albedo through the rasteriser).")
-def from_photos(source, out, resolution, workers, batch, face, flame_dir, photometric):
+@align_option
+def from_photos(source, out, resolution, workers, batch, face, flame_dir, photometric, align):
     """Detect, crop and fit every photo of SOURCE (a folder or zip) into a next3d data set.
 
     Skipped photos (unreadable, no face, face too small, fit failed) are listed with the
@@ -51,7 +54,7 @@ def from_photos(source, out, resolution, workers, batch, face, flame_dir, photom
         photo_cfg, photo_model = PhotometricConfig(), load_photometric_model(flame_dir)
     try:
         report = build_photo_dataset(source, out, flame=flame, head=head, resolution=resolution, workers=workers,
-                                     batch=batch, face=face, log=lambda line: click.echo(line, err=True),
+                                     batch=batch, face=face, align=align, log=lambda line: click.echo(line, err=True),
                                      progress=True, photometric=photo_cfg, photometric_model=photo_model)
     except (PhotoDatasetError, DetectionError, DatasetError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import load_flame_from_options, prepare_out_dir
+from next3d.cli.options import align_option, load_flame_from_options, prepare_out_dir
 
 
 def _folder_names(paths):
@@ -46,7 +46,8 @@ def _folder_names(paths):
 @click.option("--landmarks", type=click.Choice(["dlib", "facemesh"]), default="dlib", show_default=True,
               help="Landmarks fitted: dlib's 68, or MediaPipe's 468-point face mesh (optional packages: "
                    "pip install ai-edge-litert==2.3.0 && pip install --no-deps mediapipe==0.10.14).")
-def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric, landmarks):
+@align_option
+def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric, landmarks, align):
     """Fit FLAME and an EG3D camera to each PHOTO (dlib or face-mesh landmarks, the published crop)."""
     from dataclasses import replace
 
@@ -86,7 +87,7 @@ def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric,
         chunk = list(range(start, min(start + batch, len(photos))))
         prepared, results = [], {}
         for i in chunk:
-            item = prepare_photo(photos[i], detector, resolution, face=face, name=photos[i])
+            item = prepare_photo(photos[i], detector, resolution, face=face, name=photos[i], align=align)
             if isinstance(item, PhotoFailure):
                 results[i] = item
             else:

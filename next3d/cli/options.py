@@ -125,6 +125,13 @@ def resolve_device(choice: str) -> str:
     return choice
 
 
+def align_option(fn):
+    """`--align eg3d|ffhq`: the crop of `next3d.fitting.align.crop_transform`."""
+    return click.option("--align", type=click.Choice(["eg3d", "ffhq"]), default="eg3d", show_default=True,
+                        help="Crop: eg3d = the published in-the-wild crop (keeps the head's roll); "
+                             "ffhq = FFHQ's eye-levelling alignment first, then the same crop.")(fn)
+
+
 def force_option(what: str = "existing output files"):
     """--force: overwriting earlier results is a choice the help text names."""
     return click.option("--force", is_flag=True, help=f"Overwrite {what} (default: refuse and say which).")

@@ -18,6 +18,12 @@ photo's pixels to the crop's (corner-origin pixel coordinates, x right, y down; 
 centres at k + 0.5): x_crop = R/700 * (x * w/W - left - 162), likewise for y. The crop
 itself is rendered as one resampling of the photo through the inverse map (antialiased
 when it shrinks), and `paste_back` resamples a crop-sized image back into the photo.
+
+The crop keeps the head's roll. `crop_transform(..., align="ffhq")` first applies FFHQ's
+alignment (a similarity that levels the eyes, `ffhq_align_matrix`), as published data sets
+were cut from FFHQ's aligned images, and then the same crop of that frame; the two maps
+compose into one matrix. Unlike FFHQ's script, pixels outside the photo stay black (no
+reflected, blurred padding).
 """
 
 from __future__ import annotations
@@ -121,6 +127,59 @@ def eg3d_crop_transform(landmarks: np.ndarray, photo_size: Tuple[int, int], reso
                        [0.0, k * sy, -k * (up + off)],
                        [0.0, 0.0, 1.0]])
     return CropTransform(matrix=matrix, resolution=int(resolution), photo_size=(width, height))
+
+
+FFHQ_SIZE = 1024
+ALIGNMENTS = ("eg3d", "ffhq")
+
+
+def ffhq_align_matrix(landmarks: np.ndarray, size: int = FFHQ_SIZE) -> np.ndarray:
+    """(3, 3) similarity: photo pixels -> the FFHQ-aligned `size` square (eyes levelled).
+
+    FFHQ's recipe from the 68 landmarks: eye centres (means of 36-41 and 42-47), mouth centre
+    (mean of 48 and 54); the square's half-side vector x points along the eye line tilted by
+    the eye-to-mouth direction, |x| = max(2 |eye_to_eye|, 1.8 |eye_to_mouth|), y is x turned
+    by 90 degrees, the centre is 10 % of the way from the eyes to the mouth. The square
+    (c - x - y, c + x - y, c + x + y, c - x + y) becomes (0, 0), (size, 0), (size, size), (0, size).
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise AlignmentError(f"landmarks: expected shape (68, 2), got {lm.shape}")
+    eye_l, eye_r = lm[36:42].mean(0), lm[42:48].mean(0)
+    eye_avg, eye_to_eye = (eye_l + eye_r) / 2, eye_r - eye_l
+    eye_to_mouth = (lm[48] + lm[54]) / 2 - eye_avg
+    x = eye_to_eye - np.array([-eye_to_mouth[1], eye_to_mouth[0]])
+    norm = float(np.hypot(*x))
+    half = max(float(np.hypot(*eye_to_eye)) * 2.0, float(np.hypot(*eye_to_mouth)) * 1.8)
+    if not np.isfinite(norm) or norm <= 1e-6 or half <= 1e-6:
+        raise AlignmentError("degenerate landmarks: eyes and mouth coincide")
+    x = x / norm * half
+    y = np.array([-x[1], x[0]])
+    c = eye_avg + 0.1 * eye_to_mouth
+    # aligned (u, v) -> photo: c - x - y + (u / size) 2x + (v / size) 2y
+    to_photo = np.array([[2 * x[0] / size, 2 * y[0] / size, c[0] - x[0] - y[0]],
+                         [2 * x[1] / size, 2 * y[1] / size, c[1] - x[1] - y[1]],
+                         [0.0, 0.0, 1.0]])
+    return np.linalg.inv(to_photo)
+
+
+def crop_transform(landmarks: np.ndarray, photo_size: Tuple[int, int], resolution: int = 512,
+                   align: str = "eg3d") -> CropTransform:
+    """The crop for 68 landmarks of a (W, H) photo.
+
+    align "eg3d": the published in-the-wild crop (`eg3d_crop_transform`), which keeps the head's
+    roll. "ffhq": FFHQ's eye-levelling alignment first (`ffhq_align_matrix`), then the EG3D crop
+    of that aligned frame, as published data sets were made from FFHQ's aligned images; the two
+    maps are composed into one, so the photo is resampled once.
+    """
+    if align not in ALIGNMENTS:
+        raise ValueError(f"align: got {align!r}, expected one of {', '.join(ALIGNMENTS)}")
+    if align == "eg3d":
+        return eg3d_crop_transform(landmarks, photo_size, resolution)
+    to_ffhq = ffhq_align_matrix(landmarks)
+    inner = eg3d_crop_transform(transform_points(to_ffhq, landmarks), (FFHQ_SIZE, FFHQ_SIZE), resolution)
+    return CropTransform(matrix=inner.matrix @ to_ffhq, resolution=int(resolution),
+                         photo_size=(int(photo_size[0]), int(photo_size[1])))
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -139,16 +139,16 @@ def _init_worker():
 
 
 def _prepare_in_worker(args):
-    source, name, resolution, face = args
+    source, name, resolution, face, align = args
     try:
         data = _read_bytes(Path(source), name)
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         return PhotoFailure(name, "read", f"{name}: cannot read ({exc})")
-    return prepare_photo(data, _WORKER_DETECTOR, resolution, face=face, name=name)
+    return prepare_photo(data, _WORKER_DETECTOR, resolution, face=face, name=name, align=align)
 
 
 def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flame, head: Dict, resolution: int = 512,
-                        workers: int = 1, batch: int = 64, face: Optional[int] = None,
+                        workers: int = 1, batch: int = 64, face: Optional[int] = None, align: str = "eg3d",
                         config: FitConfig = FitConfig(), log: Optional[Callable[[str], None]] = None,
                         progress: bool = False, detector=None, photometric=None,
                         photometric_model=None) -> BuildReport:
@@ -158,6 +158,7 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
         flame: the FLAME layer; head: `training.dataset_schema.head_identity` of its model data.
         resolution: image side of the set; workers: processes for reading/detection/cropping.
         batch: photos per fitting batch; face: which face of multi-face photos (None: largest).
+        align: "eg3d" (the published in-the-wild crop) or "ffhq" (eyes levelled first; `align.crop_transform`).
         log: called with one line per skipped photo as it happens.
         detector: a `LandmarkDetector` for workers == 1 (default: dlib, made when first needed).
         photometric: a `photometric.PhotometricConfig` to refine every fit on its pixels (None: landmarks
@@ -174,7 +175,7 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
     if out.exists() and not (out / "dataset.json").exists() and not (out.is_file() and out.suffix == ".zip"):
         raise PhotoDatasetError(f"{out}: exists and is not a next3d data set; choose another --out")
     settings = {"version": WORK_VERSION, "source": str(source.resolve()), "resolution": int(resolution),
-                "face": face, "head": head, "photometric": photometric is not None}
+                "face": face, "align": align, "head": head, "photometric": photometric is not None}
     work = _Work(out.with_name(out.name + ".work"), settings)
     todo = [n for n in names if not work.done(n)]
     from next3d.fitting.calibrate import load_offsets
@@ -194,7 +195,7 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
             if pool is not None:
-                prepared = pool.map(_prepare_in_worker, [(str(source), n, resolution, face) for n in chunk])
+                prepared = pool.map(_prepare_in_worker, [(str(source), n, resolution, face, align) for n in chunk])
             else:
                 prepared = []
                 for n in chunk:
@@ -210,7 +211,7 @@ def build_photo_dataset(source: Union[str, Path], out: Union[str, Path], *, flam
                         from next3d.fitting.detect import DlibDetector
 
                         detector = DlibDetector()
-                    prepared.append(prepare_photo(image, detector, resolution, face=face, name=n))
+                    prepared.append(prepare_photo(image, detector, resolution, face=face, name=n, align=align))
             ok = [p for p in prepared if not isinstance(p, PhotoFailure)]
             for p in prepared:
                 if isinstance(p, PhotoFailure):

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from next3d.atomic_io import atomic_write_bytes
-from next3d.fitting.align import AlignmentError, CropTransform, crop_image, eg3d_crop_transform, transform_points
+from next3d.fitting.align import AlignmentError, CropTransform, crop_image, crop_transform, transform_points
 from next3d.fitting.detect import Detection, DetectionError, LandmarkDetector
 from next3d.fitting.landmark_fit import FitConfig, fit_landmarks
 from next3d.fitting.photo_io import PhotoError, read_photo
@@ -93,8 +93,10 @@ class PhotoFit:
 
 
 def prepare_photo(source: Union[str, Path, bytes, np.ndarray], detector: LandmarkDetector, resolution: int = 512,
-                  face: Optional[int] = None, name: Optional[str] = None) -> Union[PreparedPhoto, PhotoFailure]:
-    """Read (path, bytes, or an (H, W, 3) uint8 array), detect, and crop one photo."""
+                  face: Optional[int] = None, name: Optional[str] = None,
+                  align: str = "eg3d") -> Union[PreparedPhoto, PhotoFailure]:
+    """Read (path, bytes, or an (H, W, 3) uint8 array), detect, and crop one photo
+    (`align`: "eg3d" or "ffhq", see `align.crop_transform`)."""
     name = name or (str(source) if isinstance(source, (str, Path)) else "image")
     try:
         image = source if isinstance(source, np.ndarray) else read_photo(source, name)
@@ -105,7 +107,7 @@ def prepare_photo(source: Union[str, Path, bytes, np.ndarray], detector: Landmar
     except (DetectionError, ValueError) as exc:
         return PhotoFailure(name, "detect", str(exc))
     try:
-        tf = eg3d_crop_transform(det.landmarks, (image.shape[1], image.shape[0]), resolution)
+        tf = crop_transform(det.landmarks, (image.shape[1], image.shape[0]), resolution, align=align)
         crop = crop_image(image, tf)
     except AlignmentError as exc:
         return PhotoFailure(name, "align", f"{name}: {exc}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from next3d.fitting.align import (LM3D_STD, AlignmentError, crop_image, eg3d_crop_transform, five_points, paste_back,
-                                  pos_fit, transform_points)
+from next3d.fitting.align import (LM3D_STD, AlignmentError, crop_image, crop_transform, eg3d_crop_transform,
+                                  ffhq_align_matrix, five_points, paste_back, pos_fit, transform_points)
 
 
 def _landmarks_for(five_idx: np.ndarray) -> np.ndarray:
@@ -102,3 +102,57 @@ def test_crop_size_mismatch():
                              (200, 200), 64)
     with pytest.raises(AlignmentError, match="made for 200x200"):
         crop_image(np.zeros((100, 100, 3), np.uint8), tf)
+
+
+def _eyes_mouth(left_eye, right_eye, mouth_l, mouth_r, rest=(400.0, 400.0)) -> np.ndarray:
+    lm = np.tile(np.asarray(rest, dtype=np.float64), (68, 1))
+    lm[36:42], lm[42:48], lm[48], lm[54] = left_eye, right_eye, mouth_l, mouth_r
+    lm[30] = (np.asarray(left_eye) + np.asarray(right_eye)) / 2 + [0.0, 60.0]  # nose tip, for the EG3D part
+    return lm
+
+
+def _eye_angle_deg(lm: np.ndarray) -> float:
+    d = lm[42:48].mean(0) - lm[36:42].mean(0)
+    return float(np.degrees(np.arctan2(d[1], d[0])))
+
+
+def test_ffhq_alignment_hand_computed():
+    # Eyes (400, 500), (600, 500); mouth corners (450, 700), (550, 700): eye_to_eye (200, 0), eye_to_mouth
+    # (0, 200); x = (200, 0) - (-200, 0) = (400, 0), |x| = max(2 * 200, 1.8 * 200) = 400; y = (0, 400);
+    # centre (500, 500 + 20). The square from (100, 120) to (900, 920) becomes 0..1024: scale 1.28.
+    lm = _eyes_mouth((400, 500), (600, 500), (450, 700), (550, 700))
+    expected = np.array([[1.28, 0, -128.0], [0, 1.28, -153.6], [0, 0, 1]])
+    np.testing.assert_allclose(ffhq_align_matrix(lm), expected, atol=1e-9)
+
+
+def _rotate(points: np.ndarray, degrees: float, centre=(500.0, 550.0)) -> np.ndarray:
+    a = np.radians(degrees)
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (points - centre) @ r.T + centre
+
+
+def test_ffhq_route_levels_a_rolled_head_and_eg3d_keeps_the_roll():
+    lm = _eyes_mouth((400, 500), (600, 500), (450, 700), (550, 700))
+    rolled = _rotate(lm, 25.0)
+    ffhq_flat = transform_points(crop_transform(lm, (1000, 1000), 512, align="ffhq").matrix, lm)
+    ffhq_rolled = transform_points(crop_transform(rolled, (1000, 1000), 512, align="ffhq").matrix, rolled)
+    # The aligned frame is the same for the rolled head, so the crop sees the same landmarks.
+    np.testing.assert_allclose(ffhq_rolled, ffhq_flat, atol=1e-6)
+    assert abs(_eye_angle_deg(ffhq_rolled)) < 1e-6
+    eg3d_rolled = transform_points(crop_transform(rolled, (1000, 1000), 512).matrix, rolled)
+    assert _eye_angle_deg(eg3d_rolled) == pytest.approx(25.0, abs=1e-6)
+    # Without roll both routes put the face at nearly the same place and size (the EG3D part normalises
+    # scale and position; only its integer truncations differ).
+    eg3d_flat = transform_points(eg3d_crop_transform(lm, (1000, 1000), 512).matrix, lm)
+    assert np.abs(ffhq_flat - eg3d_flat).max() < 2.0
+    tf = crop_transform(rolled, (1000, 800), 256, align="ffhq")
+    assert tf.photo_size == (1000, 800) and tf.resolution == 256
+
+
+def test_ffhq_alignment_bad_input():
+    with pytest.raises(ValueError, match="align: got 'dlib', expected one of eg3d, ffhq"):
+        crop_transform(np.zeros((68, 2)), (100, 100), 64, align="dlib")
+    with pytest.raises(AlignmentError, match="degenerate"):
+        ffhq_align_matrix(np.full((68, 2), 50.0))
+    with pytest.raises(AlignmentError, match=r"expected shape \(68, 2\)"):
+        ffhq_align_matrix(np.zeros((5, 2)))

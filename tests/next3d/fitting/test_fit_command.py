@@ -133,3 +133,18 @@ def test_fit_command_face_mesh_bad_options(photo_dir, tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["fit", str(photo_dir / "face.png"), "--out", str(tmp_path / "b"),
                                   "--landmarks", "facemesh"])
     assert r.exit_code == 1 and "face-mesh model not found" in r.output and "pip install" in r.output
+
+
+def test_fit_command_ffhq_alignment(photo_dir, tmp_path):
+    matrices = {}
+    for align in ("eg3d", "ffhq"):
+        out = tmp_path / align
+        r = CliRunner().invoke(main, ["fit", str(photo_dir / "face.png"), "--out", str(out), "--resolution", "128",
+                                      "--iters", "20", "--align", align])
+        assert r.exit_code == 0, r.output
+        matrices[align] = np.array(json.loads((out / "face" / "fit.json").read_text())["crop_transform"]["matrix"])
+    assert matrices["eg3d"].shape == matrices["ffhq"].shape == (3, 3)
+    # eg3d's crop only scales and shifts; the ffhq route also turns (a little: this face is nearly level).
+    assert matrices["eg3d"][0, 1] == 0.0 and matrices["ffhq"][0, 1] != 0.0
+    r = CliRunner().invoke(main, ["fit", str(photo_dir / "face.png"), "--out", str(tmp_path / "x"), "--align", "roll"])
+    assert r.exit_code == 2 and "'roll' is not one of 'eg3d', 'ffhq'" in r.output

@@ -45,6 +45,26 @@ def test_synthetic_photo_end_to_end(detector, face_photo, flame, tmp_path):
     assert np.array_equal(np.asarray(Image.open(folder / "crop.png")), prepared.crop)
 
 
+def test_ffhq_alignment_levels_a_rolled_photo(detector, face_photo):
+    from PIL import Image
+
+    rolled = np.asarray(Image.fromarray(face_photo).rotate(20, resample=Image.BICUBIC, fillcolor=(110, 110, 110)))
+
+    def eye_angle(lm):
+        d = lm[42:48].mean(0) - lm[36:42].mean(0)
+        return float(np.degrees(np.arctan2(d[1], d[0])))
+
+    eg3d = prepare_photo(rolled, detector, 256, name="rolled")
+    ffhq = prepare_photo(rolled, detector, 256, name="rolled", align="ffhq")
+    assert not isinstance(eg3d, PhotoFailure) and not isinstance(ffhq, PhotoFailure)
+    # PIL rotates counter-clockwise on screen: the eye line tilts by -20 degrees in image coordinates.
+    assert eye_angle(eg3d.landmarks) == pytest.approx(-20.0, abs=4.0)
+    assert abs(eye_angle(ffhq.landmarks)) < 4.0
+    # Same face size in both crops (inter-ocular distance within 10 %).
+    iod = [float(np.linalg.norm(p.landmarks[42:48].mean(0) - p.landmarks[36:42].mean(0))) for p in (eg3d, ffhq)]
+    assert iod[1] == pytest.approx(iod[0], rel=0.1)
+
+
 def test_failures_are_values_not_exceptions(detector, tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not a jpeg")
