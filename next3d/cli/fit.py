@@ -48,7 +48,7 @@ def _folder_names(paths):
                    "pip install ai-edge-litert==2.3.0 && pip install --no-deps mediapipe==0.10.14).")
 @align_option
 def fit(photos, out_dir, resolution, flame_dir, face, batch, iters, photometric, landmarks, align):
-    """Fit FLAME and an EG3D camera to each PHOTO (dlib or face-mesh landmarks, the published crop)."""
+    """Fit FLAME and an EG3D camera to each PHOTO (dlib or face-mesh landmarks, the published or FFHQ-levelled crop)."""
     from dataclasses import replace
 
     from next3d.fitting import DetectionError, FitConfig, PhotoFailure, fit_prepared, make_detector, prepare_photo

@@ -127,7 +127,9 @@ def resolve_device(choice: str) -> str:
 
 def align_option(fn):
     """`--align eg3d|ffhq`: the crop of `next3d.fitting.align.crop_transform`."""
-    return click.option("--align", type=click.Choice(["eg3d", "ffhq"]), default="eg3d", show_default=True,
+    from next3d.fitting.align import ALIGNMENTS
+
+    return click.option("--align", type=click.Choice(ALIGNMENTS), default="eg3d", show_default=True,
                         help="Crop: eg3d = the published in-the-wild crop (keeps the head's roll); "
                              "ffhq = FFHQ's eye-levelling alignment first, then the same crop.")(fn)
 

@@ -18,6 +18,6 @@ from next3d.fitting.landmark_fit import FitConfig, FitResult, fit_landmarks
 from next3d.fitting.photo_io import PhotoError, read_photo
 from next3d.fitting.pipeline import PhotoFailure, PhotoFit, PreparedPhoto, fit_prepared, prepare_photo, summary_line
 
-__all__ = ["CropTransform", "crop_image", "crop_transform", "eg3d_crop_transform", "paste_back", "Detection", "DetectionError",
-           "DlibDetector", "NoFaceError", "make_detector", "FitConfig", "FitResult", "fit_landmarks", "PhotoError",
+__all__ = ["CropTransform", "crop_image", "crop_transform", "eg3d_crop_transform", "paste_back", "Detection",
+           "DetectionError", "DlibDetector", "NoFaceError", "make_detector", "FitConfig", "FitResult", "fit_landmarks", "PhotoError",
            "read_photo", "PhotoFailure", "PhotoFit", "PreparedPhoto", "fit_prepared", "prepare_photo", "summary_line"]
