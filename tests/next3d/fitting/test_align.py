@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import eye_line_angle_deg
 
 from next3d.fitting.align import (LM3D_STD, AlignmentError, crop_image, crop_transform, eg3d_crop_transform,
                                   ffhq_align_matrix, five_points, paste_back, pos_fit, transform_points)
@@ -111,11 +112,6 @@ def _eyes_mouth(left_eye, right_eye, mouth_l, mouth_r, rest=(400.0, 400.0)) -> n
     return lm
 
 
-def _eye_angle_deg(lm: np.ndarray) -> float:
-    d = lm[42:48].mean(0) - lm[36:42].mean(0)
-    return float(np.degrees(np.arctan2(d[1], d[0])))
-
-
 def test_ffhq_alignment_hand_computed():
     # Eyes (400, 500), (600, 500); mouth corners (450, 700), (550, 700): eye_to_eye (200, 0), eye_to_mouth
     # (0, 200); x = (200, 0) - (-200, 0) = (400, 0), |x| = max(2 * 200, 1.8 * 200) = 400; y = (0, 400);
@@ -138,9 +134,9 @@ def test_ffhq_route_levels_a_rolled_head_and_eg3d_keeps_the_roll():
     ffhq_rolled = transform_points(crop_transform(rolled, (1000, 1000), 512, align="ffhq").matrix, rolled)
     # The aligned frame is the same for the rolled head, so the crop sees the same landmarks.
     np.testing.assert_allclose(ffhq_rolled, ffhq_flat, atol=1e-6)
-    assert abs(_eye_angle_deg(ffhq_rolled)) < 1e-6
+    assert abs(eye_line_angle_deg(ffhq_rolled)) < 1e-6
     eg3d_rolled = transform_points(crop_transform(rolled, (1000, 1000), 512).matrix, rolled)
-    assert _eye_angle_deg(eg3d_rolled) == pytest.approx(25.0, abs=1e-6)
+    assert eye_line_angle_deg(eg3d_rolled) == pytest.approx(25.0, abs=1e-6)
     # Without roll both routes put the face at nearly the same place and size (the EG3D part normalises
     # scale and position; only its integer truncations differ).
     eg3d_flat = transform_points(eg3d_crop_transform(lm, (1000, 1000), 512).matrix, lm)

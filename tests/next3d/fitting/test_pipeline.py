@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import eye_line_angle_deg
 
 from next3d.fitting import camera_frame
 from next3d.fitting.calibrate import load_offsets
@@ -50,16 +51,12 @@ def test_ffhq_alignment_levels_a_rolled_photo(detector, face_photo):
 
     rolled = np.asarray(Image.fromarray(face_photo).rotate(20, resample=Image.BICUBIC, fillcolor=(110, 110, 110)))
 
-    def eye_angle(lm):
-        d = lm[42:48].mean(0) - lm[36:42].mean(0)
-        return float(np.degrees(np.arctan2(d[1], d[0])))
-
     eg3d = prepare_photo(rolled, detector, 256, name="rolled")
     ffhq = prepare_photo(rolled, detector, 256, name="rolled", align="ffhq")
     assert not isinstance(eg3d, PhotoFailure) and not isinstance(ffhq, PhotoFailure)
     # PIL rotates counter-clockwise on screen: the eye line tilts by -20 degrees in image coordinates.
-    assert eye_angle(eg3d.landmarks) == pytest.approx(-20.0, abs=4.0)
-    assert abs(eye_angle(ffhq.landmarks)) < 4.0
+    assert eye_line_angle_deg(eg3d.landmarks) == pytest.approx(-20.0, abs=4.0)
+    assert abs(eye_line_angle_deg(ffhq.landmarks)) < 4.0
     # Same face size in both crops (inter-ocular distance within 10 %).
     iod = [float(np.linalg.norm(p.landmarks[42:48].mean(0) - p.landmarks[36:42].mean(0))) for p in (eg3d, ffhq)]
     assert iod[1] == pytest.approx(iod[0], rel=0.1)
