@@ -91,14 +91,48 @@ def invert(photo, network, out_dir, target_item, true_camera, true_flame, steps_
     if lpips is None:
         click.echo("warning: stlpips-pytorch is not installed: optimising the pixel L2 alone "
                    "(pip install --no-deps stlpips-pytorch)", err=True)
+    truth, truth_report = None, None
+    if target_item is not None:  # a synthetic item: score every stage against the true renders
+        truth, truth_report = _synthetic_truth(path, index, G, target, lpips, identity=not no_identity)
     try:
-        result = run_invert(G, target, config, lpips=lpips, progress=True)
-        paths = write_outputs(out, result, lpips=lpips, network=network, identity=not no_identity)
+        result = run_invert(G, target, config, lpips=lpips, progress=True,
+                            on_stage=truth.score if truth is not None else None)
+        extra = None
+        if truth_report is not None:
+            extra = {"truth": truth.report() if truth is not None else truth_report}
+        paths = write_outputs(out, result, lpips=lpips, network=network, identity=not no_identity, extra=extra)
     except InversionInputError as exc:
         raise click.ClickException(str(exc)) from None
+    if truth is not None:
+        last = list(truth.stages)[-1]
+        scores = truth.stages[last]
+        views = ", ".join(f"{v} {scores[f'psnr_{v}']:.2f}" for v in truth.views)
+        click.echo(f"against the truth after {last}: PSNR input {scores['psnr_input']:.2f} dB, {views}; "
+                   f"expression error {scores['expression_error_mm']:.2f} mm, camera "
+                   f"{scores['camera_error_deg']:.2f} deg (metrics.json: truth)")
     stages = ", ".join(f"{k} {s.seconds:.1f} s" for k, s in result.stages.items())
     click.echo(f"wrote {paths['avatar']} and {len(paths) - 1} more file(s) in {out} on {device} in "
                f"{time.perf_counter() - started:.1f} s ({stages})")
+
+
+def _synthetic_truth(path, index, G, target, lpips, identity: bool):
+    """(SyntheticTruth or None, metrics.json's "truth" entry when it is not available)."""
+    from next3d.inversion.evaluate import SyntheticTruth
+    from next3d.inversion.target import InversionInputError
+
+    face_models = None
+    if identity:
+        try:
+            from training.metrics.face_models import FaceModels
+
+            face_models = FaceModels()
+        except (ImportError, ValueError, OSError):  # MetricError is a ValueError: no dlib here
+            face_models = None
+    try:
+        return SyntheticTruth(path, index, G, target.image, lpips=lpips, face_models=face_models), {}
+    except InversionInputError as exc:
+        click.echo(f"note: no scores against the truth: {exc}", err=True)
+        return None, {"available": False, "reason": str(exc)}
 
 
 __all__ = ["invert"]

@@ -90,7 +90,7 @@ class InversionTarget:
 
 def image_tensor(image: np.ndarray, resolution: int) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, R, R) float32 in [-1, 1] (area-resized when H != R)."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # a copy: inputs may be read-only
     if x.shape[-1] != resolution or x.shape[-2] != resolution:
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
     return x

@@ -7,7 +7,7 @@ Files in the output folder:
 | `reconstruction.png` | input crop \\| reconstruction \\| difference (per-pixel \\|x − y\\|, 0 = black, ≥ 0.5 of the [-1, 1] range = white) |
 | `view_yaw-45.png`, `view_yaw-30.png`, `view_yaw+30.png`, `view_yaw+45.png` | novel views (`views.novel_view_cameras`) |
 | `expression_smile.png`, `expression_jaw_open.png` | the input view with a smile / the jaw opened (`views.expression_edits`) |
-| `metrics.json` | per stage: seconds, steps, loss at the first and last step, PSNR and ST-LPIPS of the input view; ID similarity (dlib) at the input view and at yaw ±30; the target's provenance and warnings; the settings |
+| `metrics.json` | per stage: seconds, steps, loss at the first and last step, PSNR and ST-LPIPS of the input view; ID similarity (dlib) at the input view and at yaw ±30; the target's provenance and warnings; the settings; with `--target-item` of a synthetic set, "truth": every stage scored against true re-renders at yaw ±30 (`evaluate.SyntheticTruth`) |
 | `avatar.n3d` | the avatar (`next3d.animation.avatar.save_avatar_checkpoint`): the final generator, the pivot ws, FLAME shape, the neutral expression/jaw/eyes/neck, the camera, the source's SHA-256 and crop transform |
 
 The avatar is written last: when it exists, the run finished. An interrupted run leaves the
