@@ -33,6 +33,19 @@ Fields of `ComputePolicy`:
   loses: ffhq512, batch 1, idle, against PUBLISHED with only this lever changed, 0.55x
   on a 2-core AVX-512 Xeon (2026-12-02); FAST with it on was 0.68x on the 2-core AVX2
   EPYC (2026-12-01). Kept for machines whose transposed convolution is the slow one.
+* `fold_filter_padding`: the reference upfirdn2d leaves equal non-negative padding (the 1 px
+  all round of the filter after each transposed up-convolution) to the depthwise
+  convolution's own zero padding instead of writing a padded copy first; bit-identical
+  sums, 1.34-1.38x faster filter passes NCHW at 257-513 px (2-core AVX-512 EPYC,
+  2026-12-02; the whole ffhq512 forward, batch 1, FAST with / without it: 11.53 / 12.02 s).
+  The published reference pads first.
+* `upconv_channels_last`: on the CPU (float32) each up-convolution's transposed convolution,
+  its filter and everything after it run NHWC (the layers downstream follow their input's
+  layout). oneDNN's NCHW transposed convolution computes in a blocked layout and copies its
+  output back; at (1, 256, 256^2) -> (1, 128, 513^2) NHWC took 416 ms vs 811 ms, the filter
+  98 vs 257 ms, the next 3x3 convolution 597 vs 800 ms (2-core AVX-512 EPYC, 2026-12-02).
+  Whole ffhq512 forward, batch 1, FAST with / without it: 11.03 / 11.42 s; converting back to
+  NCHW after the filter instead lost (11.57 / 11.25 s): the copy costs what the NHWC steps save.
 """
 
 from __future__ import annotations
@@ -61,6 +74,10 @@ class ComputePolicy:
     polyphase_up: bool = False
     """CPU 2x up-convolutions (3x3 kernel, 4x4 filter) as four phase convolutions on the input grid
     (off by default: 4x the multiply-adds, measured slower; module docstring)."""
+    fold_filter_padding: bool = True
+    """Reference upfirdn2d: equal padding goes into the filter convolution (no padded copy)."""
+    upconv_channels_last: bool = True
+    """CPU float32 up-convolutions switch the activations to NHWC (module docstring)."""
 
     def __post_init__(self):
         if self.ops not in _OPS:
@@ -72,9 +89,10 @@ class ComputePolicy:
 FAST = ComputePolicy()
 """The default: the fast paths that measured faster (polyphase_up and channels_last stay off)."""
 
-PUBLISHED = ComputePolicy(ops="ref", channels_last=False, modconv="published", inplace=False, polyphase_up=False)
+PUBLISHED = ComputePolicy(ops="ref", channels_last=False, modconv="published", inplace=False, polyphase_up=False,
+                          fold_filter_padding=False, upconv_channels_last=False)
 """The published code's arrangement on a CPU: reference ops, NCHW, grouped modulated conv, fresh outputs,
-transposed up-convolution followed by the filter."""
+transposed up-convolution followed by the filter, padded copies before each filter pass."""
 
 _current: contextvars.ContextVar = contextvars.ContextVar("next3d_compute_policy", default=FAST)
 

@@ -22,7 +22,8 @@ from next3d.cli.options import check_outputs, force_option, network_option, prep
               help="Output folder: avatar.n3d, reconstruction.png, view_yaw*.png, expression_*.png, metrics.json.")
 @click.option("--target-item", default=None, metavar="DATASET:INDEX",
               help="Invert item INDEX (position in dataset.json) of a next3d data set instead of a photo: "
-                   "no detection, the stored crop, its true landmarks.")
+                   "no detection, the stored crop, its true landmarks. For a `next3d dataset synth` set every "
+                   "stage is also scored against true renders of that person at yaw +-30 (metrics.json: truth).")
 @click.option("--true-camera", is_flag=True, help="With --target-item: use the item's true camera (not the fit).")
 @click.option("--true-flame", is_flag=True, help="With --target-item: use the item's true FLAME (not the fit).")
 @click.option("--steps-w", type=click.IntRange(min=1), default=None, help="Latent inversion steps  [default: 100]")

@@ -1,5 +1,7 @@
 """The fast arrangements of the work compute what the published arrangement computes."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -96,7 +98,9 @@ def test_generator_fast_policy_matches_published():
     with torch.no_grad(), deterministic_rays(G):
         with cp.use(cp.PUBLISHED):
             pub = G(z, c, flame, noise_mode="const")
-        for policy in (cp.FAST, cp.ComputePolicy(channels_last=True), cp.ComputePolicy(polyphase_up=True)):
+        alone = [dataclasses.replace(cp.PUBLISHED, **{lever: True}) for lever in ("fold_filter_padding",
+                                                                                "upconv_channels_last")]
+        for policy in (cp.FAST, cp.ComputePolicy(channels_last=True), cp.ComputePolicy(polyphase_up=True), *alone):
             with cp.use(policy):
                 fast = G(z, c, flame, noise_mode="const")
             for key in ("image", "image_raw", "image_depth"):
@@ -124,3 +128,27 @@ def test_polyphase_up_convolution_equals_transposed_form(flip_weight, groups):
     gx_want, = torch.autograd.grad(want.square().sum(), x)
     gx_got, = torch.autograd.grad(got.square().sum(), x)
     torch.testing.assert_close(gx_got, gx_want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_up_convolution_in_channels_last_equals_nchw(groups):
+    from torch_utils.ops import conv2d_resample
+
+    torch.manual_seed(3)
+    x = torch.randn(2, 4 * groups, 5, 6, requires_grad=True)
+    w = torch.randn(6 * groups, 4, 3, 3)
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    kw = dict(f=f, up=2, padding=1, groups=groups, flip_weight=False)
+    with cp.use(cp.ComputePolicy(upconv_channels_last=False)):
+        want = conv2d_resample.conv2d_resample(x, w, **kw)
+    with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
+        got = conv2d_resample.conv2d_resample(x, w, **kw)
+    assert want.is_contiguous() and got.is_contiguous(memory_format=torch.channels_last)
+    assert got.shape == want.shape == (2, 6 * groups, 10, 12)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    gx_want, = torch.autograd.grad(want.square().sum(), x)
+    gx_got, = torch.autograd.grad(got.square().sum(), x)
+    torch.testing.assert_close(gx_got, gx_want, atol=1e-4, rtol=1e-4)
+    # Other dtypes keep the NCHW path (the NHWC route is for float32 on the CPU).
+    with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
+        assert not conv2d_resample._upconv_nhwc(x.detach().double())

@@ -35,6 +35,12 @@ def _polyphase_enabled(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and compute_policy.current().polyphase_up
 
 
+def _upconv_nhwc(x: torch.Tensor) -> bool:
+    from torch_utils import compute_policy
+
+    return x.device.type == "cpu" and x.dtype == torch.float32 and compute_policy.current().upconv_channels_last
+
+
 def upconv_phase_weights(w: torch.Tensor, f: torch.Tensor, flip_weight: bool) -> torch.Tensor:
     """The four 3x3 phase kernels of a 2x up-convolution: w (O, I, 3, 3), f (4, 4) ->
     (4 O, I, 3, 3), output channel 4 o + 2 py + px.
@@ -156,6 +162,12 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         # Part of the padding the transposed convolution can absorb itself.
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
+        # NHWC from here on (`ComputePolicy.upconv_channels_last`): oneDNN's NCHW transposed
+        # convolution computes blocked and then copies its 4x larger output back to NCHW; NHWC
+        # skips that copy, and the filter and the convolutions after it are faster NHWC too.
+        nhwc = _upconv_nhwc(x)
+        if nhwc:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
         x = upfirdn2d.upfirdn2d(
             x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2, flip_filter=flip_filter

