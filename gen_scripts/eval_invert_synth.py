@@ -23,6 +23,22 @@ import time
 from pathlib import Path
 
 
+def picture_row(state, target, truth):
+    """(3, R, (2 + 2 V) R): input | final render | (true image | render) per truth view, in [-1, 1]."""
+    import torch
+
+    from next3d.inversion.losses import render
+
+    def draw(camera):
+        with torch.no_grad():
+            return render(state.G, state.ws, camera, state.flame)[0].float().cpu().clamp(-1, 1)
+
+    tiles = [target.image[0].float().cpu(), draw(state.camera)]
+    for camera, image in truth.views.values():
+        tiles += [image[0].float().cpu(), draw(camera)]
+    return torch.cat(tiles, dim=-1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dataset", help="a folder made by `next3d dataset synth`")
@@ -34,6 +50,8 @@ def main():
     ap.add_argument("--steps-pti", type=int, default=None)
     ap.add_argument("--no-identity", action="store_true", help="skip the dlib ID similarity")
     ap.add_argument("--json", default=None, help="write every item's numbers here")
+    ap.add_argument("--picture", default=None, help="PNG, one row per item: input | reconstruction | "
+                                                    "(truth | render) at each unseen view")
     args = ap.parse_args()
 
     import torch
@@ -63,7 +81,7 @@ def main():
                                           **({"steps": args.steps_refine} if args.steps_refine else {})),
         pivotal=dataclasses.replace(config.pivotal, **({"steps": args.steps_pti} if args.steps_pti else {})))
 
-    reports, seconds = [], []
+    reports, seconds, rows = [], [], []
     for index in items:
         started = time.perf_counter()
         target = target_from_dataset(folder, index, G)
@@ -73,6 +91,8 @@ def main():
         report["seconds"] = result.timings()
         report["cpu_seconds"] = {k: s.cpu_seconds for k, s in result.stages.items()}
         reports.append(report)
+        if args.picture:
+            rows.append(picture_row(result.final, target, truth))
         seconds.append(report["seconds"])
         final = report["stages"][list(report["stages"])[-1]]
         print(f"item {index}: {time.perf_counter() - started:.0f} s; final PSNR input {final['psnr_input']:.2f}, "
@@ -96,6 +116,11 @@ def main():
     for name, scores in mean.items():
         secs = sum(s.get(name, 0.0) for s in seconds) / len(seconds)
         print(f"| {name} | " + " | ".join(f"{scores[k]:.3f}" for k, _ in columns) + f" | {secs:.1f} |")
+    if args.picture:
+        from next3d.image_io import save_image
+
+        save_image(torch.cat(rows, dim=-2), args.picture)
+        print(f"wrote {args.picture}")
     if args.json:
         Path(args.json).write_text(json.dumps({"network": args.network, "items": items, "mean": mean,
                                                "per_item": reports}, indent=1) + "\n")
