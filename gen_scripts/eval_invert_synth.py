@@ -81,7 +81,7 @@ def main():
                                           **({"steps": args.steps_refine} if args.steps_refine else {})),
         pivotal=dataclasses.replace(config.pivotal, **({"steps": args.steps_pti} if args.steps_pti else {})))
 
-    reports, seconds, rows = [], [], []
+    reports, rows = [], []
     for index in items:
         started = time.perf_counter()
         target = target_from_dataset(folder, index, G)
@@ -93,7 +93,6 @@ def main():
         reports.append(report)
         if args.picture:
             rows.append(picture_row(result.final, target, truth))
-        seconds.append(report["seconds"])
         final = report["stages"][list(report["stages"])[-1]]
         print(f"item {index}: {time.perf_counter() - started:.0f} s; final PSNR input {final['psnr_input']:.2f}, "
               f"yaw-30 {final['psnr_yaw-30']:.2f}, yaw+30 {final['psnr_yaw+30']:.2f} dB", flush=True)
@@ -114,7 +113,7 @@ def main():
     print("| stage | " + " | ".join(h for _, h in columns) + " | seconds |")
     print("|---" * (len(columns) + 2) + "|")
     for name, scores in mean.items():
-        secs = sum(s.get(name, 0.0) for s in seconds) / len(seconds)
+        secs = sum(r["seconds"].get(name, 0.0) for r in reports) / len(reports)
         print(f"| {name} | " + " | ".join(f"{scores[k]:.3f}" for k, _ in columns) + f" | {secs:.1f} |")
     if args.picture:
         from next3d.image_io import save_image

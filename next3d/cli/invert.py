@@ -92,15 +92,15 @@ def invert(photo, network, out_dir, target_item, true_camera, true_flame, steps_
     if lpips is None:
         click.echo("warning: stlpips-pytorch is not installed: optimising the pixel L2 alone "
                    "(pip install --no-deps stlpips-pytorch)", err=True)
-    truth, truth_report = None, None
+    truth, no_truth = None, None
     if target_item is not None:  # a synthetic item: score every stage against the true renders
-        truth, truth_report = _synthetic_truth(path, index, G, target, lpips, identity=not no_identity)
+        truth, no_truth = _synthetic_truth(path, index, G, target, lpips, identity=not no_identity)
     try:
         result = run_invert(G, target, config, lpips=lpips, progress=True,
                             on_stage=truth.score if truth is not None else None)
-        extra = None
-        if truth_report is not None:
-            extra = {"truth": truth.report() if truth is not None else truth_report}
+        extra = {"truth": truth.report()} if truth is not None else None
+        if no_truth is not None:
+            extra = {"truth": {"available": False, "reason": no_truth}}
         paths = write_outputs(out, result, lpips=lpips, network=network, identity=not no_identity, extra=extra)
     except InversionInputError as exc:
         raise click.ClickException(str(exc)) from None
@@ -117,7 +117,7 @@ def invert(photo, network, out_dir, target_item, true_camera, true_flame, steps_
 
 
 def _synthetic_truth(path, index, G, target, lpips, identity: bool):
-    """(SyntheticTruth or None, metrics.json's "truth" entry when it is not available)."""
+    """(SyntheticTruth, None), or (None, why there is no truth to score against)."""
     from next3d.inversion.evaluate import SyntheticTruth
     from next3d.inversion.target import InversionInputError
 
@@ -130,10 +130,10 @@ def _synthetic_truth(path, index, G, target, lpips, identity: bool):
         except (ImportError, ValueError, OSError):  # MetricError is a ValueError: no dlib here
             face_models = None
     try:
-        return SyntheticTruth(path, index, G, target.image, lpips=lpips, face_models=face_models), {}
+        return SyntheticTruth(path, index, G, target.image, lpips=lpips, face_models=face_models), None
     except InversionInputError as exc:
         click.echo(f"note: no scores against the truth: {exc}", err=True)
-        return None, {"available": False, "reason": str(exc)}
+        return None, str(exc)
 
 
 __all__ = ["invert"]

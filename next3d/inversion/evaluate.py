@@ -164,19 +164,10 @@ class SyntheticTruth:
     def __init__(self, dataset_path: Union[str, Path], index: int, G: torch.nn.Module, target_image: torch.Tensor,
                  lpips: Optional[torch.nn.Module] = None, face_models=None,
                  yaws_deg: Sequence[float] = (-30.0, 30.0)):
-        from next3d.inversion.target import InversionInputError, full_flame
-        from training.dataset import ImageDataset
-        from training.dataset_schema import DatasetError
+        from next3d.inversion.target import dataset_item, full_flame
 
         rerender = SyntheticRerender(dataset_path)
-        try:
-            ds = ImageDataset(dataset_path, split=None, verify_images=False)
-            if not 0 <= int(index) < len(ds):
-                raise InversionInputError(f"data set {dataset_path}: item {index} does not exist "
-                                          f"(it has {len(ds)} items)")
-            item = ds[int(index)]
-        except DatasetError as exc:
-            raise InversionInputError(str(exc)) from None
+        _, item = dataset_item(dataset_path, index, G)
         self.index = int(index)
         self.flame = full_flame(G, {k: v[None] for k, v in item["flame"].items()})
         self.camera = item["camera"].float()[None]

@@ -227,16 +227,12 @@ def parse_item_spec(spec: str):
     return Path(path), int(index)
 
 
-def target_from_dataset(path: Union[str, Path], index: int, G: torch.nn.Module, *, true_camera: bool = False,
-                        true_flame: bool = False, fit_config=None, dataset=None,
-                        max_yaw_deg: float = MAX_TRAINING_YAW_DEG) -> InversionTarget:
-    """Item `index` of a next3d data set as a target (module docstring)."""
-    from next3d.fitting import FitConfig, fit_landmarks
-    from next3d.fitting.camera_frame import camera_angles
+def dataset_item(path: Union[str, Path], index: int, G: torch.nn.Module, dataset=None):
+    """(data set, item `index` with its FLAME parameters) of a next3d set made for G's head topology;
+    InversionInputError (one line) for a missing item, another topology or an unreadable set."""
     from training.dataset import ImageDataset
     from training.dataset_schema import DatasetError
 
-    started, cpu = time.perf_counter(), time.process_time()
     try:
         ds = dataset if dataset is not None else ImageDataset(path, split=None, verify_images=False)
         check_topology(G, ds.head_topology, f"data set {path}")
@@ -247,6 +243,17 @@ def target_from_dataset(path: Union[str, Path], index: int, G: torch.nn.Module, 
         raise InversionInputError(str(exc)) from None
     if "flame" not in item:
         raise InversionInputError(f"data set {path}: item {index} has meshes, not FLAME parameters")
+    return ds, item
+
+
+def target_from_dataset(path: Union[str, Path], index: int, G: torch.nn.Module, *, true_camera: bool = False,
+                        true_flame: bool = False, fit_config=None, dataset=None,
+                        max_yaw_deg: float = MAX_TRAINING_YAW_DEG) -> InversionTarget:
+    """Item `index` of a next3d data set as a target (module docstring)."""
+    from next3d.fitting import FitConfig, fit_landmarks
+    from next3d.fitting.camera_frame import camera_angles
+    started, cpu = time.perf_counter(), time.process_time()
+    ds, item = dataset_item(path, index, G, dataset)
     res = int(G.img_resolution)
     scale = res / ds.resolution
     image = image_tensor(item["image"].permute(1, 2, 0).numpy(), res)
@@ -274,4 +281,4 @@ def target_from_dataset(path: Union[str, Path], index: int, G: torch.nn.Module, 
 
 __all__ = ["FLAME_KEYS", "MAX_TRAINING_YAW_DEG", "InversionInputError", "InversionTarget", "image_tensor",
            "full_flame", "face_mask", "check_topology", "yaw_warning", "target_from_photo", "parse_item_spec",
-           "target_from_dataset"]
+           "dataset_item", "target_from_dataset"]

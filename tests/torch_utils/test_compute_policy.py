@@ -109,46 +109,41 @@ def test_generator_fast_policy_matches_published():
     assert float(pub["image"].std()) > 1e-3  # not a constant image
 
 
-@pytest.mark.parametrize("flip_weight", [False, True])
-@pytest.mark.parametrize("groups", [1, 2])
-def test_polyphase_up_convolution_equals_transposed_form(flip_weight, groups):
+def _up_convolutions(off, on, groups, flip_weight, seed):
+    """conv2d_resample's 2x up-convolution under policies `off` and `on`: (x, want, got), and the
+    input gradients of both compared."""
     from torch_utils.ops import conv2d_resample
 
-    torch.manual_seed(2)
+    torch.manual_seed(seed)
     x = torch.randn(2, 4 * groups, 5, 6, requires_grad=True)
     w = torch.randn(6 * groups, 4, 3, 3)
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
     kw = dict(f=f, up=2, padding=1, groups=groups, flip_weight=flip_weight)
-    with cp.use(cp.ComputePolicy(polyphase_up=False)):
+    with cp.use(off):
         want = conv2d_resample.conv2d_resample(x, w, **kw)
-    with cp.use(cp.ComputePolicy(polyphase_up=True)):
+    with cp.use(on):
         got = conv2d_resample.conv2d_resample(x, w, **kw)
     assert got.shape == want.shape == (2, 6 * groups, 10, 12)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     gx_want, = torch.autograd.grad(want.square().sum(), x)
     gx_got, = torch.autograd.grad(got.square().sum(), x)
     torch.testing.assert_close(gx_got, gx_want, atol=1e-4, rtol=1e-4)
+    return x, want, got
+
+
+@pytest.mark.parametrize("flip_weight", [False, True])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_polyphase_up_convolution_equals_transposed_form(flip_weight, groups):
+    _up_convolutions(cp.ComputePolicy(polyphase_up=False), cp.ComputePolicy(polyphase_up=True), groups, flip_weight, 2)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
 def test_up_convolution_in_channels_last_equals_nchw(groups):
     from torch_utils.ops import conv2d_resample
 
-    torch.manual_seed(3)
-    x = torch.randn(2, 4 * groups, 5, 6, requires_grad=True)
-    w = torch.randn(6 * groups, 4, 3, 3)
-    f = upfirdn2d.setup_filter([1, 3, 3, 1])
-    kw = dict(f=f, up=2, padding=1, groups=groups, flip_weight=False)
-    with cp.use(cp.ComputePolicy(upconv_channels_last=False)):
-        want = conv2d_resample.conv2d_resample(x, w, **kw)
-    with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
-        got = conv2d_resample.conv2d_resample(x, w, **kw)
+    x, want, got = _up_convolutions(cp.ComputePolicy(upconv_channels_last=False),
+                                    cp.ComputePolicy(upconv_channels_last=True), groups, False, 3)
     assert want.is_contiguous() and got.is_contiguous(memory_format=torch.channels_last)
-    assert got.shape == want.shape == (2, 6 * groups, 10, 12)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    gx_want, = torch.autograd.grad(want.square().sum(), x)
-    gx_got, = torch.autograd.grad(got.square().sum(), x)
-    torch.testing.assert_close(gx_got, gx_want, atol=1e-4, rtol=1e-4)
     # Other dtypes keep the NCHW path (the NHWC route is for float32 on the CPU).
     with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
         assert not conv2d_resample._upconv_nhwc(x.detach().double())
