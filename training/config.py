@@ -63,7 +63,9 @@ class TrainingConfig(_Config):
     gpc_reg_fade_kimg: float = 1000.0
     """The swap probability fades from 1 to gpc_reg_prob over this many kimg (0 = no fade)."""
     blur_init_sigma: float = 10.0
-    """Gaussian blur σ (pixels) of the discriminator's image inputs at the start."""
+    """Gaussian blur σ (pixels) of the discriminator's image inputs at the start. Published: 10 at
+    512²; the smaller presets scale it to their output size (a σ of 10 px at 128² hides the eyes
+    and mouth from D for most of a short run)."""
     blur_fade_kimg: float = 200.0
     """The blur fades linearly to 0 over this many kimg (published: batch·200/32)."""
     ema_kimg: float = 10.0
@@ -97,6 +99,10 @@ class TrainingConfig(_Config):
     """Snapshot, sample grids and metrics every this many kimg."""
     log_kimg: float = 1.0
     """JSONL / tensorboard log every this many kimg."""
+    d_warmup_kimg: float = 0.0
+    """For this many kimg at the start only D trains (G and G_ema stay as they are): a fresh D
+    catches up with a generator started by `--init-from` before G follows its gradients.
+    0 = off. Not with `warmup_kimg` (D already trains during the reconstruction warm start)."""
     warmup_kimg: float = 0.0
     """Reconstruction warm start: for this many kimg G's main phase reconstructs each real item
     from its camera, FLAME parameters and a latent code learnt per item (an auto-decoder),
@@ -131,8 +137,11 @@ class TrainingConfig(_Config):
                     "gpc_reg_fade_kimg", "ema_kimg", "c_noise", "spike_factor",
                     "neural_rendering_resolution_fade_kimg"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
-        for key in ("warmup_kimg", "warmup_code_lr", "warmup_l1", "warmup_perceptual"):
+        for key in ("warmup_kimg", "d_warmup_kimg", "warmup_code_lr", "warmup_l1", "warmup_perceptual"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
+        self._require(not (self.d_warmup_kimg > 0 and self.warmup_kimg > 0), "d_warmup_kimg",
+                      "cannot be combined with warmup_kimg > 0 (D already trains during the reconstruction "
+                      "warm start); set one of them to 0")
         for key in ("d_reg_interval", "g_reg_interval", "max_skips", "metric_images", "warmup_items",
                     "warmup_perceptual_res"):
             self._require(getattr(self, key) >= 0, key, "cannot be negative")
@@ -148,9 +157,11 @@ class TrainingConfig(_Config):
         return {"normals": 3, "shaded": 1, "none": 0}[self.mesh_condition]
 
 
-def _scaled(batch: int, **overrides: Any) -> TrainingConfig:
-    """The published recipe with its batch-proportional schedules at `batch`."""
-    base = dict(batch=batch, blur_fade_kimg=batch * 200 / 32, ema_kimg=batch * 10 / 32)
+def _scaled(batch: int, resolution: int = 512, **overrides: Any) -> TrainingConfig:
+    """The published recipe with its batch-proportional schedules at `batch` and its D-input
+    blur (σ 10 px at 512²) at the output `resolution`."""
+    base = dict(batch=batch, blur_fade_kimg=batch * 200 / 32, ema_kimg=batch * 10 / 32,
+                blur_init_sigma=10.0 * resolution / 512)
     base.update(overrides)
     return TrainingConfig(**base)
 
@@ -160,15 +171,15 @@ def training_preset(name: str) -> TrainingConfig:
     if name == "ffhq512":
         return _scaled(32, mesh_resolution=256)
     if name == "small":
-        return _scaled(8, r1_gamma=1.0, snap_kimg=20.0, log_kimg=0.2, mesh_resolution=128, kimg=2000.0,
+        return _scaled(8, 128, r1_gamma=1.0, snap_kimg=20.0, log_kimg=0.2, mesh_resolution=128, kimg=2000.0,
                        gpc_reg_fade_kimg=100.0)
     if name == "tiny":
-        return _scaled(4, r1_gamma=0.5, snap_kimg=2.0, log_kimg=0.1, mesh_resolution=64, kimg=200.0,
+        return _scaled(4, 64, r1_gamma=0.5, snap_kimg=2.0, log_kimg=0.1, mesh_resolution=64, kimg=200.0,
                        gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128)
     if name == "demo":
         # The shipped model: a reconstruction warm start on a subset of the synthetic set (512
         # items, each seen ~12 times; ST-LPIPS at 64² for speed), then the recipe.
-        return _scaled(4, r1_gamma=0.5, snap_kimg=1.0, log_kimg=0.2, mesh_resolution=64, kimg=100.0,
+        return _scaled(4, 128, r1_gamma=0.5, snap_kimg=1.0, log_kimg=0.2, mesh_resolution=64, kimg=100.0,
                        gpc_reg_fade_kimg=20.0, density_reg_points=256, metric_images=128, warmup_kimg=6.0,
                        warmup_items=512, warmup_perceptual_res=64)
     raise ConfigError(f"unknown preset '{name}' (available: {', '.join(PRESET_NAMES)})")

@@ -59,16 +59,24 @@ class TrainState:
     next_snap_nimg: int = 0
     last_snapshot: Optional[str] = None
     means_regime: str = ""
-    """"warmup" or "adversarial": the regime the running loss means were measured in."""
+    """`regime_at`'s name of the regime the running loss means were measured in."""
     means_since_step: int = 0
     """The step from which the running loss means (the spike reference) were collected."""
 
 
+def regime_at(cfg, cur_nimg: int) -> str:
+    """"d_warmup" (only D trains), "warmup" (G reconstructs) or "adversarial"."""
+    if cur_nimg < int(cfg.d_warmup_kimg * 1000):
+        return "d_warmup"
+    return "warmup" if in_warmup(cfg, cur_nimg) else "adversarial"
+
+
 def phases_at(step: int, cfg, cur_nimg: int = 0) -> List[str]:
     """The phases of one step (lazy regularisation every interval steps; G_recon instead of
-    G_main during the reconstruction warm start)."""
-    out = ["G_recon" if in_warmup(cfg, cur_nimg) else "G_main"]
-    if cfg.g_reg_interval > 0 and cfg.density_reg > 0 and step % cfg.g_reg_interval == 0:
+    G_main during the reconstruction warm start; no G phase during D's warm-up)."""
+    regime = regime_at(cfg, cur_nimg)
+    out = [] if regime == "d_warmup" else ["G_recon" if regime == "warmup" else "G_main"]
+    if regime != "d_warmup" and cfg.g_reg_interval > 0 and cfg.density_reg > 0 and step % cfg.g_reg_interval == 0:
         out.append("G_reg")
     out.append("D_main")
     if cfg.d_reg_interval > 0 and cfg.r1_gamma > 0 and step % cfg.d_reg_interval == 0:
@@ -142,8 +150,8 @@ def train_step(built: Built, step_reals: List[Dict[str, Any]], micros: List[int]
     built.G.neural_rendering_resolution = sched.neural_rendering_resolution
     # D's loss against warm-start fakes says nothing about the adversarial phase: restart the
     # spike reference when the regime changes (also on resuming a snapshot from before this rule).
-    regime = "warmup" if in_warmup(cfg, state.cur_nimg) else "adversarial"
-    if regime != state.means_regime and (state.means_regime or cfg.warmup_kimg > 0):
+    regime = regime_at(cfg, state.cur_nimg)
+    if regime != state.means_regime and (state.means_regime or cfg.warmup_kimg > 0 or cfg.d_warmup_kimg > 0):
         state.loss_means, state.means_since_step = {}, state.step
     state.means_regime = regime
     logs: Dict[str, Any] = {}
@@ -162,7 +170,7 @@ def train_step(built: Built, step_reals: List[Dict[str, Any]], micros: List[int]
     state.skipped += bool(skipped)
     state.cur_nimg += cfg.batch
     state.step += 1
-    if env.is_main:
+    if env.is_main and regime != "d_warmup":
         beta = ema_beta(cfg.batch, state.cur_nimg, cfg.ema_kimg, cfg.ema_rampup)
         update_ema(built.G_ema, built.G, beta)
     built.G_ema.neural_rendering_resolution = sched.neural_rendering_resolution

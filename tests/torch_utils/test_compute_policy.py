@@ -141,9 +141,20 @@ def test_polyphase_up_convolution_equals_transposed_form(flip_weight, groups):
 def test_up_convolution_in_channels_last_equals_nchw(groups):
     from torch_utils.ops import conv2d_resample
 
-    x, want, got = _up_convolutions(cp.ComputePolicy(upconv_channels_last=False),
-                                    cp.ComputePolicy(upconv_channels_last=True), groups, False, 3)
+    torch.manual_seed(3)
+    x = torch.randn(2, 4 * groups, 5, 6)
+    w = torch.randn(6 * groups, 4, 3, 3)
+    kw = dict(f=upfirdn2d.setup_filter([1, 3, 3, 1]), up=2, padding=1, groups=groups)
+    with torch.no_grad():
+        with cp.use(cp.ComputePolicy(upconv_channels_last=False)):
+            want = conv2d_resample.conv2d_resample(x, w, **kw)
+        with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
+            got = conv2d_resample.conv2d_resample(x, w, **kw)
+            # Other dtypes keep the NCHW path (the NHWC route is for float32 on the CPU).
+            assert not conv2d_resample._upconv_nhwc(x.double())
     assert want.is_contiguous() and got.is_contiguous(memory_format=torch.channels_last)
-    # Other dtypes keep the NCHW path (the NHWC route is for float32 on the CPU).
-    with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
-        assert not conv2d_resample._upconv_nhwc(x.detach().double())
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # With autograd on the lever stays off (its backward was slower): NCHW out, same gradients.
+    _, _, with_grad = _up_convolutions(cp.ComputePolicy(upconv_channels_last=False),
+                                       cp.ComputePolicy(upconv_channels_last=True), groups, False, 3)
+    assert with_grad.is_contiguous()

@@ -42,3 +42,27 @@ def test_cli_init_from_errors(tmp_path, micro_dataset_dir, micro_sets):
     _one_line_error(_run(base + ["--init-from", "random:tiny"]), "--init-from", "differs from the run's")
     _one_line_error(_run(base + ["--init-from", str(tmp_path / "missing.n3d")]), "missing.n3d")
     assert not (tmp_path / "r").exists()
+
+
+def test_d_warmup_trains_only_d_then_hands_over(tmp_path, micro_dataset, micro_sets):
+    from training.loop import phases_at
+    rc = resolve_run_config("tiny", micro_sets + ["d_warmup_kimg=0.004", "g_reg_interval=1", "d_reg_interval=1"])
+    assert phases_at(0, rc.training, cur_nimg=0) == ["D_main", "D_reg"]
+    assert phases_at(1, rc.training, cur_nimg=3) == ["D_main", "D_reg"]
+    assert phases_at(2, rc.training, cur_nimg=4) == ["G_main", "G_reg", "D_main", "D_reg"]
+    start = build_generator(rc.generator, seed=99)
+    state = train(rc, micro_dataset, tmp_path / "run", max_steps=1, init_G=start)  # batch 2: inside the D warm-up
+    snap = load_checkpoint(latest_snapshot(tmp_path / "run")).state_dicts
+    # Weights stay (buffers such as w_avg keep tracking D's fakes, as in any D phase).
+    params = {k for k, _ in start.named_parameters()}
+    for net in ("G", "G_ema"):
+        assert all(torch.equal(snap[net][k], v) for k, v in start.state_dict().items() if k in params), net
+    assert state.means_regime == "d_warmup" and "D/loss" in state.loss_means and "G/loss" not in state.loss_means
+
+
+def test_d_warmup_is_refused_with_the_reconstruction_warm_start(micro_sets):
+    from next3d.config import ConfigError
+    with pytest.raises(ConfigError, match="d_warmup_kimg.*warmup_kimg"):
+        resolve_run_config("tiny", micro_sets + ["d_warmup_kimg=1", "warmup_kimg=1"])
+    with pytest.raises(ConfigError, match="d_warmup_kimg"):
+        resolve_run_config("tiny", micro_sets + ["d_warmup_kimg=-1"])
