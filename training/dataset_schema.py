@@ -216,8 +216,11 @@ def head_identity(model_data) -> Dict[str, Any]:
     head_model, head_version, head_topology, num_shape, num_expression."""
     from next3d.config import topology_hash
 
+    from next3d.flame.head_record import head_version
+
     builtin = model_data.name == "builtin"
-    version = Path(model_data.source).name if builtin else model_data.name
+    # The version the head carries (an embedded head keeps its checkpoint's), else its folder's name.
+    version = head_version(model_data) if builtin else model_data.name
     return {"head_model": "builtin" if builtin else "flame", "head_version": version,
             "head_topology": topology_hash(model_data.faces, model_data.uv_faces, model_data.uv_coords.shape[0]),
             "num_shape": model_data.num_shape, "num_expression": model_data.num_expression}

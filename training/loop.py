@@ -16,7 +16,6 @@ was not finite or spiked (then the step is skipped, or the run stopped, by nan_p
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +29,8 @@ from .data_order import (DataOrder, LabelTable, RankBatchSampler, build_label_ta
                          micro_batches_of_rank, phase_seed, warmup_positions)
 from .distributed import DistEnv, all_flag, all_mean, barrier, sync_gradients
 from .ema import ema_beta, update_ema
-from .setup import Built, build_networks, check_batch, check_dataset, check_init_generator
+from .setup import (Built, build_networks, check_batch, check_dataset, check_init_generator,
+                    generator_on_run_head)
 from .snapshot import restore_snapshot, save_snapshot
 from .warmup import g_recon, in_warmup
 
@@ -189,8 +189,9 @@ def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] 
     resume: a snapshot read by `snapshot.read_snapshot` (its configuration already checked).
     reporter: `training.reporting.Reporter` on rank 0 (None = silent).
     init_G: start G (and G_ema) from these weights instead of the seeded initialisation (a
-    network of the same generator configuration, `setup.check_init_generator`); D, the
-    optimisers and the schedules start fresh. Ignored when resuming.
+    network of the same generator configuration, `setup.check_init_generator`), on the run's
+    own head model (`setup.generator_on_run_head`); D, the optimisers and the schedules start
+    fresh. Ignored when resuming.
     """
     env = env or DistEnv()
     cfg = run_config.training
@@ -198,7 +199,7 @@ def train(run_config: RunConfig, dataset, run_dir: Path, env: Optional[DistEnv] 
     batch_gpu = check_batch(cfg, env)
     if init_G is not None and resume is None:
         check_init_generator(init_G, run_config)
-        init_G = copy.deepcopy(init_G)
+        init_G = generator_on_run_head(init_G, run_config, cfg.seed)
     else:
         init_G = None
     built = build_networks(run_config, env, G=init_G, num_items=len(dataset))

@@ -116,6 +116,20 @@ def check_init_generator(G: torch.nn.Module, run_config: RunConfig, name: str = 
                                  f"{shown}{more}; start from a network of preset {run_config.preset}")
 
 
+def generator_on_run_head(G: torch.nn.Module, run_config: RunConfig, seed: int) -> torch.nn.Module:
+    """A copy of G's weights on a generator built with the run's own head model (the one its data
+    set was labelled with). `--init-from` carries weights, not the head: a network trained on an
+    earlier built-in head version continues on the current one. The head's arrays are buffers
+    outside the state_dict, so only the topology (UV layout, hence the texture planes) must agree."""
+    fresh = build_generator(run_config.generator, seed=seed)
+    have, want = built_head_topology(G), built_head_topology(fresh)
+    if have is not None and want is not None and have != want:
+        raise TrainingSetupError(f"--init-from: the network's head topology {have} differs from the run's {want} "
+                                 f"({run_config.generator.head_model}); start from a network trained on this head")
+    fresh.load_state_dict(G.state_dict())
+    return fresh
+
+
 def build_networks(run_config: RunConfig, env: DistEnv, G: Optional[torch.nn.Module] = None,
                    num_items: Optional[int] = None) -> Built:
     """G, G_ema, D from the configuration (seeded), broadcast from rank 0, and their optimisers;

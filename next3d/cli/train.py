@@ -131,6 +131,13 @@ def _init_generator(init_from, run_config):
         check_init_generator(G, run_config)
     except TrainingSetupError as exc:
         raise click.ClickException(str(exc)) from None
+    from next3d.flame import load_flame_model
+    from next3d.flame.head_record import head_version
+
+    run_head = head_version(load_flame_model(run_config.generator.flame_dir))
+    if G.head_record.version != run_head:
+        click.echo(f"--init-from {init_from}: weights trained on head {G.head_record.version}; "
+                   f"this run continues on head {run_head}")
     return G
 
 

@@ -35,7 +35,8 @@ def build_photo_tab(engine, settings, generate_tab) -> None:
         with lock:
             if "fitter" not in holder:
                 holder["fitter"] = PhotoFitter(engine.G.flame, engine.G.config.flame_dir,
-                                               full_iters=settings.photo_fit_iters)
+                                               full_iters=settings.photo_fit_iters,
+                                               head_data=getattr(engine.G, "head_data", None))
             return holder["fitter"]
 
     def fit(upload):

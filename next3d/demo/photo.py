@@ -37,7 +37,7 @@ class PhotoResult:
 class PhotoFitter:
     """Detector, head facts and calibration loaded once; `fit` per upload (thread-safe)."""
 
-    def __init__(self, flame, flame_dir: Optional[str] = None, full_iters: Optional[int] = None):
+    def __init__(self, flame, flame_dir: Optional[str] = None, full_iters: Optional[int] = None, head_data=None):
         from next3d.fitting import DetectionError, DlibDetector
         from next3d.fitting.calibrate import load_offsets
         from next3d.flame import load_flame_model
@@ -48,7 +48,8 @@ class PhotoFitter:
             self.detector = DlibDetector()
         except DetectionError as exc:
             raise DemoError(f"photo fitting is unavailable: {exc}") from None
-        self.offsets = load_offsets(self.detector.name, head_identity(load_flame_model(flame_dir)))
+        # The calibration of the head `flame` was built from (`head_data`; a shipped network's own).
+        self.offsets = load_offsets(self.detector.name, head_identity(head_data or load_flame_model(flame_dir)))
         self._lock = threading.Lock()
         from next3d.fitting import FitConfig
 

@@ -27,7 +27,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from next3d.fitting.stored_data import stored_file
+
 SIZE = 64
 COMPONENTS = 10
 COUNT = 96
@@ -82,13 +83,13 @@ def build_albedo_basis(assets, count: int = COUNT, size: int = SIZE, components:
                        std=std.float())
 
 
-def basis_path(head_model: str) -> Path:
-    return DATA_DIR / f"albedo_{head_model}.npz"
+def basis_path(head: dict) -> Path:
+    return stored_file("albedo", head, ".npz")
 
 
 def save_albedo_basis(basis: AlbedoBasis, head: dict) -> Path:
     """Store `basis` for `head` (head_identity dict) as float16 npz."""
-    path = basis_path(head["head_model"])
+    path = basis_path(head)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, mean=basis.mean.numpy().astype(np.float16), basis=basis.basis.numpy().astype(np.float16),
                         std=basis.std.numpy().astype(np.float32),
@@ -99,7 +100,7 @@ def save_albedo_basis(basis: AlbedoBasis, head: dict) -> Path:
 
 def read_stored_basis(head: dict) -> Optional[AlbedoBasis]:
     """The stored basis of this head (matching version and topology), else None."""
-    path = basis_path(head["head_model"])
+    path = basis_path(head)
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:

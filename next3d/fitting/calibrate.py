@@ -17,7 +17,7 @@ photographic calibration gives rotation error 5.0 deg median (grey: 5.1), jaw er
 (grey: 3.6), expression + jaw vertex error 1.4 mm (grey: 1.9).
 
 `calibrate_offsets` computes them; `load_offsets` reads the stored ones
-(`data/<detector>_<head>_offsets.json`, keyed by the head's topology hash and version) and
+(`data/<detector>_<head>_<version>_offsets.json`, keyed by the head's topology hash and version) and
 returns None for any other head. Regenerate after the built-in head changes:
 `NEXT3D_REGENERATE_CALIBRATION=1 python -m pytest tests/next3d/fitting/test_calibrate.py`.
 """
@@ -35,8 +35,8 @@ import torch
 from next3d.fitting import camera_frame
 from next3d.fitting.landmark_fit import torch_threads, project_landmarks
 from next3d.fitting.landmark_head import LandmarkHead, contour_rows
+from next3d.fitting.stored_data import DATA_DIR, stored_file
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
 RESOLUTION = 512
 
 
@@ -55,8 +55,8 @@ def _ibug_mirror():
 IBUG_MIRROR = _ibug_mirror()
 
 
-def offsets_path(detector_name: str, head_model: str) -> Path:
-    return DATA_DIR / f"{detector_name}_{head_model}_offsets.json"
+def offsets_path(detector_name: str, head: dict) -> Path:
+    return stored_file(detector_name, head, "_offsets.json")
 
 
 def calibration_views(flame, count: int, seed: int) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
@@ -182,7 +182,7 @@ def calibrate_offsets(flame, detector, count: int = 48, seed: int = 1000, raster
 
 def save_offsets(delta: torch.Tensor, detector_name: str, head: dict, info: dict) -> Path:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    path = offsets_path(detector_name, head["head_model"])
+    path = offsets_path(detector_name, head)
     data = {"detector": detector_name, "head_model": head["head_model"], "head_version": head["head_version"],
             "head_topology": head["head_topology"], "info": info,
             "offsets_m": np.round(delta.numpy().astype(np.float64), 6).tolist()}
@@ -192,7 +192,7 @@ def save_offsets(delta: torch.Tensor, detector_name: str, head: dict, info: dict
 
 def load_offsets(detector_name: str, head: dict) -> Optional[torch.Tensor]:
     """Stored offsets (68, 3) for this detector and head (matching topology and version), else None."""
-    path = offsets_path(detector_name, head["head_model"])
+    path = offsets_path(detector_name, head)
     if not path.is_file():
         return None
     data = json.loads(path.read_text())

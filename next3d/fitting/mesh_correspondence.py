@@ -18,7 +18,7 @@ solver) lower the residuals only from 4.6 to 4.1 px median and did not lower the
 held-out fits (3.1 vs 2.9 deg median), so the stored correspondence has none (zeros).
 
 `MeshCorrespondence` holds faces (K,), barycentrics (K, 3), offsets (K, 3) and weights (K,). The
-built-in head's (96 views, seed 1000) is stored in `data/facemesh_<head>_correspondence.npz` (keyed
+built-in head's (96 views, seed 1000) is stored in `data/facemesh_<head>_<version>_correspondence.npz` (keyed
 by head version and topology); `load_correspondence` reads it, or for any other head (a real FLAME
 folder) builds it at first use and keeps it in ~/.cache/next3d/facemesh (96 photographic renders:
 about 5 minutes of CPU on an idle machine, 14 on a busy one). Regenerate the stored one after the
@@ -38,7 +38,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from next3d.fitting.stored_data import stored_file
+
 RESOLUTION = 512
 REF_PX = 2.0
 MAX_PX = 6.0
@@ -65,8 +66,8 @@ def _head_key(head: dict):
     return [head["head_model"], head["head_version"], head["head_topology"]]
 
 
-def stored_path(head_model: str) -> Path:
-    return DATA_DIR / f"facemesh_{head_model}_correspondence.npz"
+def stored_path(head: dict) -> Path:
+    return stored_file("facemesh", head, "_correspondence.npz")
 
 
 def cache_path(head: dict) -> Path:
@@ -277,7 +278,7 @@ def _load(flame_dir: Optional[str]) -> MeshCorrespondence:
 
     model = load_flame_model(flame_dir)
     head = head_identity(model)
-    for path in (stored_path(head["head_model"]), cache_path(head)):
+    for path in (stored_path(head), cache_path(head)):
         corr = read_correspondence(path, head)
         if corr is not None:
             return corr

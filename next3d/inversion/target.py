@@ -192,7 +192,8 @@ def target_from_photo(photo: Union[str, Path, bytes], G: torch.nn.Module, detect
                         f"(expect a blurry target)")
     import next3d.flame.files as flame_files
 
-    head = head_identity(flame_files.load_flame_model(G.config.flame_dir))
+    # The head G was built on (a shipped network embeds its own, maybe an older built-in version).
+    head = head_identity(getattr(G, "head_data", None) or flame_files.load_flame_model(G.config.flame_dir))
     offsets = load_offsets(getattr(detector, "name", "dlib"), head)
     fit = fit_prepared([prepared], G.flame, fit_config or FitConfig(), landmark_offsets=offsets)[0]
     if isinstance(fit, PhotoFailure):

@@ -28,7 +28,7 @@ def test_round_trip_values(folder_set, items64):
     ds = ImageDataset(folder_set, split=None, load_ground_truth=True)
     assert len(ds) == 8 and ds.resolution == 64 and ds.head_model == "builtin"
     assert ds.num_shape == 60 and ds.num_expression == 24 and ds.has_flame_params
-    assert ds.head_topology.startswith("sha256:") and ds.head_version.startswith("v2-")
+    assert ds.head_topology.startswith("sha256:") and ds.head_version.startswith("v3-")
     assert ds.cameras.shape == (8, 25) and ds.cameras.dtype == np.float32
     for i in (0, 5):
         item, src = ds[i], items64[i]

@@ -49,8 +49,28 @@ def test_mirror_operator_builtin(mirror_op, head_data):
     assert (v[v] == np.arange(len(v))).mean() > 0.999  # a pairing of left and right vertices
     tmpl = head_data.v_template
     np.testing.assert_allclose(tmpl[v] * [-1, 1, 1], tmpl, atol=1e-6)
-    # The built-in head has asymmetric components without a mirror partner; they are reported.
-    assert mirror_op.open_components()["shape"].size > 0
+    # Every component of the built-in head is symmetric, antisymmetric or has its partner: the
+    # bases are closed, and mirroring twice is the identity.
+    assert mirror_op.open_components()["shape"].size == 0 and mirror_op.open_components()["expression"].size == 0
+    assert float(mirror_op.residual_shape.max()) < 1e-3 and float(mirror_op.residual_expression.max()) < 1e-3
+    for m in (mirror_op.shape, mirror_op.expression):
+        np.testing.assert_allclose(m @ m, np.eye(len(m)), atol=1e-3)
+    names = __import__("next3d.flame.builtin.blendshapes", fromlist=["x"]).EXPRESSION_NAMES
+    smile_l, smile_r = names.index("smile_left"), names.index("smile_right")
+    assert mirror_op.expression[smile_r, smile_l] == pytest.approx(1.0, abs=1e-3)  # partners swap
+
+
+@pytest.fixture(scope="module")
+def one_sided_head(head_data):
+    """The built-in head with shape component 0 replaced by a field on the subject's left side only
+    (no mirror partner in the basis)."""
+    from dataclasses import replace
+
+    shapedirs = np.array(head_data.shapedirs, copy=True)
+    left = head_data.v_template[:, 0] > 0.01
+    shapedirs[:, :, 0] = 0.0
+    shapedirs[left, 2, 0] = 0.003
+    return replace(head_data, shapedirs=shapedirs)
 
 
 def test_flipped_landmarks_match_reprojection(folder_set, head_data, flame_layer):
@@ -75,14 +95,18 @@ def test_flipped_landmarks_match_reprojection(folder_set, head_data, flame_layer
     np.testing.assert_allclose(ds.cameras[8:], mirror_camera(ds.cameras[:8]))
 
 
-def test_flip_refused_for_open_components(tmp_path, make_items, write_set, flame_layer, head_data, mirror_op):
-    open_shape = int(mirror_op.open_components()["shape"][0])
-    items = make_items(flame_layer, 2, 32, seed=3, shape_ids=[0], expr_ids=[0])
-    items[1]["flame"]["shape"][open_shape] = 4.0  # about 0.6-1 mm RMS of asymmetry the basis cannot mirror
-    path = write_set(tmp_path / "asym", items, head_data, 32, ground_truth=False)
-    with pytest.raises(DatasetError, match=rf"cannot flip: item \d \(images/0000000\d.png\) would mirror with an RMS "
-                                           rf"vertex error of .* mm .*shape components \[{open_shape}\] .*use xflip=False"):
-        ImageDataset(path, split=None, xflip=True, head_data=head_data)
+def test_flip_refused_for_open_components(tmp_path, make_items, write_set, one_sided_head):
+    from next3d.flame import FLAME
+    from training.dataset_mirror import build_mirror_operator
+
+    assert build_mirror_operator(one_sided_head).open_components()["shape"].tolist() == [0]
+    layer = FLAME(one_sided_head)
+    items = make_items(layer, 2, 32, seed=3, shape_ids=[1], expr_ids=[0])
+    items[1]["flame"]["shape"][0] = 1.0  # 3 mm forward on one side: asymmetry the basis cannot mirror
+    path = write_set(tmp_path / "asym", items, one_sided_head, 32, ground_truth=False)
+    with pytest.raises(DatasetError, match=r"cannot flip: item 1 \(images/00000001.png\) would mirror with an RMS "
+                                           r"vertex error of .* mm .*shape components \[0\] .*use xflip=False"):
+        ImageDataset(path, split=None, xflip=True, head_data=one_sided_head)
     assert len(ImageDataset(path, split=None)) == 2
 
 
@@ -95,7 +119,7 @@ def test_flip_needs_matching_head(folder_set, head_data):
 
 
 def test_flip_needs_the_same_builtin_version(broken_version, head_data):
-    with pytest.raises(DatasetError, match=r"made with built-in head v2-000000000000, the loaded one is v2-"):
+    with pytest.raises(DatasetError, match=r"made with built-in head v2-000000000000, the loaded one is v\d+-"):
         ImageDataset(broken_version, xflip=True, head_data=head_data)
 
 

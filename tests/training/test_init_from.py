@@ -66,3 +66,26 @@ def test_d_warmup_is_refused_with_the_reconstruction_warm_start(micro_sets):
         resolve_run_config("tiny", micro_sets + ["d_warmup_kimg=1", "warmup_kimg=1"])
     with pytest.raises(ConfigError, match="d_warmup_kimg"):
         resolve_run_config("tiny", micro_sets + ["d_warmup_kimg=-1"])
+
+
+def test_init_from_keeps_the_weights_and_takes_the_run_head(micro_sets):
+    """A network trained on an older built-in head continues on the run's head (same topology)."""
+    import dataclasses
+
+    from next3d.flame import load_flame_model
+    from next3d.networks.generator import Next3DGenerator
+    from training.setup import generator_on_run_head
+
+    rc = resolve_run_config("tiny", micro_sets)
+    head = load_flame_model(rc.generator.flame_dir)
+    older = dataclasses.replace(head, exprdirs=head.exprdirs * 0.5, version="builtin-v0-test")
+    torch.manual_seed(5)
+    start = Next3DGenerator(rc.generator, head=older)
+    moved = generator_on_run_head(start, rc, seed=0)
+    assert moved.head_record.version == Next3DGenerator(rc.generator).head_record.version != "builtin-v0-test"
+    assert torch.allclose(moved.flame.exprdirs, torch.as_tensor(head.exprdirs).to(moved.flame.exprdirs))
+    assert all(torch.equal(v, start.state_dict()[k]) for k, v in moved.state_dict().items())
+
+    other = dataclasses.replace(head, uv_coords=head.uv_coords[:-1], uv_faces=head.uv_faces % (len(head.uv_coords) - 1))
+    with pytest.raises(TrainingSetupError, match="head topology .* differs from the run's"):
+        generator_on_run_head(Next3DGenerator(rc.generator, head=other), rc, seed=0)

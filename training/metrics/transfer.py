@@ -99,7 +99,7 @@ def generator_landmark_offsets(G: torch.nn.Module) -> Optional[torch.Tensor]:
     except ImportError:
         return None
     try:
-        return load_offsets("dlib", head_identity(load_flame_model(G.config.flame_dir)))
+        return load_offsets("dlib", head_identity(getattr(G, "head_data", None) or load_flame_model(G.config.flame_dir)))
     except (OSError, ValueError, KeyError):
         return None
 

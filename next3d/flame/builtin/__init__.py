@@ -2,7 +2,7 @@
 
 Used whenever no FLAME folder is given. It is generated once, deterministically, into
 `$NEXT3D_BUILTIN_HEAD_DIR` (default `~/.cache/next3d/builtin_head`) under a version
-folder named by `BUILTIN_VERSION` (`v2-<hash>`: a hash of this package's generator sources,
+folder named by `BUILTIN_VERSION` (`v3-<hash>`: a hash of this package's generator sources,
 so any change to the generator writes a new folder and a stale cache is never used), then
 loaded by the same loader as real FLAME files.
 
@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-GENERATOR_VERSION = 2  # bump on changes the source hash cannot see (e.g. a dependency's behaviour)
+GENERATOR_VERSION = 3  # bump on changes the source hash cannot see (e.g. a dependency's behaviour)
 ENV_BUILTIN_DIR = "NEXT3D_BUILTIN_HEAD_DIR"
 
 

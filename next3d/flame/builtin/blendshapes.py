@@ -5,6 +5,9 @@ Every component is a smooth displacement field evaluated at each vertex's `eval_
 affected vertex by a stated amount: about 2-4 mm, so that +-2 stays plausible.
 Expressions are confined to the face (the back of the skull never moves); components
 that separate the lips use `lip_side` (the upper and lower copies of the cut row).
+Every component is left/right symmetric or antisymmetric, or has its mirror partner in the
+list (smile_left / smile_right...): the bases are closed under a horizontal flip, so data
+sets of this head can be flipped with their FLAME parameters mirrored exactly.
 
 Component lists (index: name) are `SHAPE_NAMES` and `EXPRESSION_NAMES`.
 """
@@ -100,7 +103,8 @@ SHAPES: List[Tuple[str, float, Field]] = [
     ("chin_width", 0.002, lambda c: c.scale(c.g(0, -0.080, 0.022, 0.014), (0, -0.08, 0), (1, 0, 0))),
     ("cheekbones", 0.003, lambda c: c.vec(c.g(0.048, 0.002, 0.013, 0.012, mirror=True), (0, 0, 1)) +
      c.vec(c.g(0.048, 0.002, 0.013, 0.012, mirror=True) * c.sx, (0.6, 0, 0))),
-    ("cheek_fullness", 0.003, lambda c: c.vec(c.g(0.040, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0.3))),
+    ("cheek_fullness", 0.003, lambda c: c.vec(c.g(0.040, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0))
+     + c.vec(c.g(0.040, -0.035, 0.016, 0.016, mirror=True), (0, 0, 0.3))),
     ("jaw_width", 0.003, lambda c: c.vec(c.g(0.055, -0.060, 0.020, 0.022, mirror=True) * c.sx, (1, 0, 0))),
     ("jaw_angle", 0.003, lambda c: c.vec(c.g(0.058, -0.070, 0.014, 0.014, mirror=True), (0, -1, 0))),
     ("brow_ridge", 0.002, lambda c: c.vec(c.g(0, 0.043, 0.035, 0.008), (0, 0, 1))),
@@ -148,7 +152,8 @@ EXPRESSIONS: List[Tuple[str, Optional[float], Field]] = [
     ("eye_close_right", None, lambda c: _lid(c, -1.0)),
     ("lip_pucker", 0.004, lambda c: c.vec(_lips(c), (0, 0, 1)) + c.vec(_lips(c) * c.sx, (-0.5, 0, 0))),
     ("lip_press", 0.002, lambda c: c.vec(_lips(c), (0, 0, -1)) + c.vec(_lips(c) * c.side, (0, -0.5, 0))),
-    ("cheek_puff", 0.004, lambda c: c.vec(c.g(0.038, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0.4))),
+    ("cheek_puff", 0.004, lambda c: c.vec(c.g(0.038, -0.035, 0.016, 0.016, mirror=True) * c.sx, (1, 0, 0))
+     + c.vec(c.g(0.038, -0.035, 0.016, 0.016, mirror=True), (0, 0, 0.4))),
     ("smile_left", 0.004, lambda c: c.vec(_corners(c) * (c.lr > 0), (0.6, 1, -0.5))),
     ("smile_right", 0.004, lambda c: c.vec(_corners(c) * (c.lr < 0), (-0.6, 1, -0.5))),
     ("brow_raise_left", 0.004, lambda c: c.vec(_brows(c, 1), (0, 1, 0.15))),
@@ -160,10 +165,12 @@ EXPRESSIONS: List[Tuple[str, Optional[float], Field]] = [
                                                   (0, -1, 0.3))),
     ("chin_raise", 0.003, lambda c: c.vec(c.g(0, -0.070, 0.018, 0.014), (0, 1, 0.4))),
     ("squint", 0.003, lambda c: c.vec(c.g(0.031, 0.013, 0.012, 0.005, mirror=True) * ~c.eye, (0, 1, 0.4))),
-    ("mouth_left", 0.003, lambda c: c.vec(_lips(c) + 0.5 * _corners(c), (1, 0, 0))),
-    ("mouth_right", 0.003, lambda c: c.vec(_lips(c) + 0.5 * _corners(c), (-1, 0, 0))),
-    ("lip_stretch", 0.003, lambda c: c.vec(_corners(c) * c.sx, (1, 0, -0.3))),
-    ("cheek_suck", 0.003, lambda c: c.vec(c.g(0.038, -0.030, 0.012, 0.014, mirror=True) * c.sx, (-1, 0, -0.3))),
+    # The corner on the side the mouth moves to leads (without it the pair would be one field, negated).
+    ("mouth_left", 0.003, lambda c: c.vec(_lips(c) + _corners(c) * (c.lr > 0), (1, 0, 0))),
+    ("mouth_right", 0.003, lambda c: c.vec(_lips(c) + _corners(c) * (c.lr < 0), (-1, 0, 0))),
+    ("lip_stretch", 0.003, lambda c: c.vec(_corners(c) * c.sx, (1, 0, 0)) + c.vec(_corners(c), (0, 0, -0.3))),
+    ("cheek_suck", 0.003, lambda c: c.vec(c.g(0.038, -0.030, 0.012, 0.014, mirror=True) * c.sx, (-1, 0, 0))
+     + c.vec(c.g(0.038, -0.030, 0.012, 0.014, mirror=True), (0, 0, -0.3))),
     ("nostril_flare", 0.0015, lambda c: c.vec(c.g(0.013, -0.011, 0.005, 0.005, mirror=True) * c.sx, (1, 0, 0))),
     ("lips_part", 0.0025, lambda c: c.vec(_part(c), (0, 1, 0))),
 ]
@@ -180,18 +187,23 @@ def _normalise(d: np.ndarray, amount: float, name: str) -> np.ndarray:
 
 
 def _random_fields(ctx: _Ctx, count: int, seed: int = 2023) -> List[np.ndarray]:
-    """Low-frequency identity variation: sums of broad normal-ish bumps, deterministic."""
+    """Low-frequency identity variation: sums of broad normal-ish bumps, deterministic. Each bump
+    has a twin at its mirrored centre, with the same sign (even components: left/right symmetric)
+    or the opposite (odd: antisymmetric), so the basis maps onto itself under a horizontal flip."""
     rng = np.random.default_rng(seed)
     out = []
     centre = np.array([0.0, 0.0, -0.02])
     radial = ctx.p - centre
     radial = radial / (np.linalg.norm(radial, axis=1, keepdims=True) + 1e-9)
-    for _ in range(count):
+    mirror = np.array([-1.0, 1.0, 1.0])
+    for i in range(count):
+        twin = 1.0 if i % 2 == 0 else -1.0
         d = np.zeros_like(ctx.p)
         for _ in range(3):
             c = centre + rng.normal(size=3) * np.array([0.06, 0.07, 0.07])
             s = rng.uniform(0.025, 0.045)
-            d += rng.normal() * ctx.g3(c, (s, s, s))[:, None] * radial
+            w = ctx.g3(c, (s, s, s)) + twin * ctx.g3(c * mirror, (s, s, s))
+            d += rng.normal() * w[:, None] * radial
         out.append(_normalise(d * ctx.head[:, None], 0.0025, "random"))
     return out
 

@@ -20,12 +20,25 @@ from next3d.flame.landmarks import MAX_YAW_DEG, NUM_CONTOUR, NUM_YAW_BINS
 
 M = ft.MOUTH_Y
 
+# Frontal jaw contour, points 0..8 (the subject's right side mirrored to +x; 8 = chin), metres.
+# Where dlib's 68-point predictor puts them on near-frontal photographic renders of this head,
+# as iBUG annotators do: on the visible outline of the cheek and jaw, the top points at eye
+# level. Measured (2026-12-02): 60 renders at 256² (`next3d dataset synth --seed 2026`), the
+# 41 with |yaw| < 10° where dlib found the face; the mean offset of dlib's points from an
+# ellipse (0.070 x 0.102 m about (0, 0.017)) added to it, left and right averaged. That
+# ellipse sat 4-8 % of the face width inside the outline and 5-9 % low at the sides.
+JAW_CONTOUR = np.array([[0.0745, 0.0263], [0.0733, 0.0077], [0.0710, -0.0105], [0.0672, -0.0284],
+                        [0.0599, -0.0458], [0.0484, -0.0607], [0.0336, -0.0732], [0.0175, -0.0828],
+                        [0.0, -0.0854]])
+# |x| of the inner-lip points 61, 63, 65, 67 on the cut (metres), measured the same way: dlib put
+# them 3.8-4.6 % of the face width nearer the midline than half the mouth's half-width.
+INNER_LIP_X = 0.0063
+
 
 def _targets() -> np.ndarray:
     """(68, 2) frontal (x, y) positions, iBUG order (x < 0 is the subject's right, image left)."""
     pts = np.zeros((68, 2))
-    ang = np.pi + np.pi * np.arange(17) / 16
-    pts[:17] = np.stack([0.070 * np.cos(ang), 0.017 + 0.102 * np.sin(ang)], 1)
+    pts[:17] = np.concatenate([JAW_CONTOUR * [-1, 1], JAW_CONTOUR[-2::-1]])
     brow_x = np.array([0.058, 0.047, 0.035, 0.023, 0.012])
     brow_y = np.array([0.034, 0.041, 0.044, 0.044, 0.042])
     pts[17:22] = np.stack([-brow_x, brow_y], 1)
@@ -91,10 +104,10 @@ def build_landmark_embedding(mesh: HeadMesh) -> dict:
     cols = np.arange(c0 + 1, c1)
     center = cols[np.argmin(np.abs(xs[cols]))]
     quarter = lambda x: cols[np.argmin(np.abs(xs[cols] - x))]  # noqa: E731
-    half = 0.5 * ft.MOUTH_HALF_WIDTH
-    inner = {60: index[k_m, c0], 61: index[k_m, quarter(-half)], 62: index[k_m, center],
-             63: index[k_m, quarter(half)], 64: index[k_m, c1], 65: lower[k_m, quarter(half)],
-             66: lower[k_m, center], 67: lower[k_m, quarter(-half)]}
+    q = INNER_LIP_X
+    inner = {60: index[k_m, c0], 61: index[k_m, quarter(-q)], 62: index[k_m, center],
+             63: index[k_m, quarter(q)], 64: index[k_m, c1], 65: lower[k_m, quarter(q)],
+             66: lower[k_m, center], 67: lower[k_m, quarter(-q)]}
     # Eye corners: where the lid margins meet (the upper margin's vertex nearest each corner).
     k_u = int(g["lid_rows"][0])
     for sign, (outer, inner_corner) in ((-1.0, (36, 39)), (1.0, (45, 42))):

@@ -83,7 +83,7 @@ def test_mesh_on_a_synthetic_render(mesh_detector, held_out_render, head):
 
 
 def test_stored_correspondence_belongs_to_this_head(head, request):
-    path = mesh_correspondence.stored_path(head["head_model"])
+    path = mesh_correspondence.stored_path(head)
     if REGENERATE:
         from next3d.flame import FLAME, load_flame_model
 

@@ -29,12 +29,13 @@ def test_synthetic_photo_end_to_end(detector, face_photo, flame, tmp_path):
     assert isinstance(fit, PhotoFit)
     assert fit.error_px / 256 < 0.015
     # The render's camera was orbit(yaw 0.2, pitch 0.05): the fit finds that rotation (the crop only
-    # scales and shifts the image, and the camera sees the same head). Without the detector calibration
-    # dlib's idea of the landmarks tilts the camera by ~12 degrees.
+    # scales and shifts the image, and the camera sees the same head). Since head v3 the built-in
+    # landmarks sit where dlib puts them (measured: 2.1 degrees uncalibrated; v2's ellipse jaw: ~12);
+    # the detector calibration still brings the camera closer (0.4 degrees).
     truth = orbit_label(0.2, 0.05)
     err = float(camera_frame.rotation_error_deg(fit.camera[None], truth))
     err_raw = float(camera_frame.rotation_error_deg(raw.camera[None], truth))
-    assert err < 6.0 and err < err_raw - 3
+    assert err < 1.5 and err < err_raw - 0.5 and err_raw < 5.0
     assert "render: landmark error" in summary_line(fit) and "yaw +" in summary_line(fit)
     folder = write_fit_folder(fit, tmp_path / "render", flame)
     data = json.loads((folder / "fit.json").read_text())

@@ -232,3 +232,24 @@ def test_landmark_proportions_match_flame(builtin_data):
              51: (0.0, -0.0325, 0.077), 57: (0.0, -0.045, 0.075)}
     err = {k: float(np.linalg.norm(lmk[k] - np.array(p))) for k, p in flame.items()}
     assert max(err.values()) < 0.006, err
+
+
+def test_landmarks_mirror_and_the_jaw_contour_sits_on_the_outline(builtin_data):
+    """The template's 68 points are left/right mirror images (iBUG pairs), the frontal jaw contour
+    is where it was measured (landmarks.JAW_CONTOUR: on the cheek and jaw outline, the top at eye
+    level), and the inner-lip points lie on the lip cut."""
+    from next3d.flame.builtin import features as ft
+    from next3d.flame.builtin.landmarks import INNER_LIP_X, JAW_CONTOUR
+    from training.dataset_mirror import IBUG_MIRROR
+
+    v, f = builtin_data.v_template, builtin_data.faces
+    emb = builtin_data.landmarks
+    lmk = np.einsum("ij,ijk->ik", emb.full_bary.reshape(-1, 3), v[f[emb.full_faces.reshape(-1)]])
+    np.testing.assert_allclose(lmk[IBUG_MIRROR] * [-1, 1, 1], lmk, atol=2e-4)
+    np.testing.assert_allclose(np.abs(lmk[:9, :2]), np.abs(JAW_CONTOUR), atol=3e-4)
+    assert abs(lmk[0, 1] - ft.EYE_CENTER[1]) < 0.004  # the contour starts at eye level
+    # The contour's top spans the face, well outside the outer eye corners (v2's was 9 mm narrower).
+    assert (lmk[:8, 0] < -0.015).all() and (lmk[9:17, 0] > 0.015).all()
+    assert (lmk[16, 0] - lmk[0, 0]) - (lmk[45, 0] - lmk[36, 0]) > 0.055
+    np.testing.assert_allclose(np.abs(lmk[[61, 63, 65, 67], 0]), INNER_LIP_X, atol=1.5e-3)
+    np.testing.assert_allclose(lmk[60:68, 1], ft.MOUTH_Y, atol=1.5e-3)
