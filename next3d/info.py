@@ -47,8 +47,33 @@ def gather(build: bool = True) -> dict:
         "ops_mode": custom_ops.ops_mode(),
         "build_cache": str(custom_ops.build_cache_dir()),
         "ops": ops,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "compute_policy": _policy_summary(),
+        "keeps_freed_memory": _memory_summary(),
         "unavailable_modules": missing,
     }
+
+
+def _policy_summary() -> str:
+    """The default compute policy's levers that differ from the published arrangement."""
+    import dataclasses
+
+    from torch_utils import compute_policy
+
+    fast, pub = compute_policy.FAST, compute_policy.PUBLISHED
+    on = [f"{f.name}={getattr(fast, f.name)}" for f in dataclasses.fields(fast)
+          if getattr(fast, f.name) != getattr(pub, f.name)]
+    return ", ".join(on) or "the published arrangement"
+
+
+def _memory_summary() -> str:
+    from torch_utils import cpu_memory
+
+    if not cpu_memory.available():
+        return "no (not glibc)"
+    if not cpu_memory.enabled_by_environment():
+        return "no (NEXT3D_KEEP_FREED_MEMORY=0)"
+    return "yes (the commands keep freed CPU memory for reuse; NEXT3D_KEEP_FREED_MEMORY=0 turns it off)"
 
 
 def _auto_use(op: str, device_type: str) -> str:

@@ -26,6 +26,13 @@ def test_info_json_no_build():
     assert facts["devices"][0] == "cpu"
     assert facts["ops_mode"] in ("auto", "ref")
     assert facts["head_model"].startswith(("built-in head v", "FLAME folder "))
+    import torch
+
+    assert facts["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    # The fast paths named are exactly the levers the default policy sets unlike the published one.
+    assert "ops=auto" in facts["compute_policy"] and "inplace=True" in facts["compute_policy"]
+    assert ("upconv_channels_last=True" in facts["compute_policy"]) == facts["cpu_capability"].startswith("AVX512")
+    assert facts["keeps_freed_memory"].startswith(("yes", "no ("))
 
 
 def test_info_names_the_flame_folder_from_the_environment(monkeypatch, tmp_path):

@@ -47,7 +47,16 @@ Fields of `ComputePolicy`:
   Whole ffhq512 forward, batch 1, FAST with / without it: 11.03 / 11.42 s; converting back to
   NCHW after the filter instead lost (11.57 / 11.25 s): the copy costs what the NHWC steps save.
   Only with autograd off: in training the NHWC backward lost (`bench train`, FAST against FAST
-  without this lever: demo G_main 0.935x, G_reg 0.926x; small G_main 0.90x).
+  without this lever: demo G_main 0.935x, G_reg 0.926x; small G_main 0.90x). On by default only
+  where torch's CPU capability is AVX-512: on a 2-core AVX2 EPYC (2026-12-03, freed memory
+  kept, ffhq512 batch 1) FAST with / without it took 13.17 / 11.77 s on one thread (thread CPU
+  time) and 8.31 / 6.82 s on two (best of two): oneDNN's AVX2 NHWC transposed convolution and
+  the NHWC layers after it lose there what the AVX-512 kernels gain.
+* `planes_mean_as_sampled`: the tri-plane decoder averages the three planes' features in the
+  layout grid_sample returns them in (points innermost) and hands the FC layer a transposed
+  view, instead of a contiguous (B, 3, N, C) copy first (the published sample_from_planes
+  reshapes after its permute). (1, 3, 196608, 32) -> FC 32->64: 51 ms against 152 ms with
+  the copy, 243 ms averaging the strided view (one thread, 2026-12-03).
 """
 
 from __future__ import annotations
@@ -58,6 +67,13 @@ import dataclasses
 from typing import Iterator
 
 _MODCONV = ("auto", "published")
+
+
+def _cpu_has_avx512() -> bool:
+    """Whether torch's CPU kernels run at the AVX-512 capability on this machine."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 _OPS = ("auto", "ref")
 
 
@@ -78,8 +94,11 @@ class ComputePolicy:
     (off by default: 4x the multiply-adds, measured slower; module docstring)."""
     fold_filter_padding: bool = True
     """Reference upfirdn2d: equal padding goes into the filter convolution (no padded copy)."""
-    upconv_channels_last: bool = True
-    """CPU float32 up-convolutions switch the activations to NHWC (module docstring)."""
+    upconv_channels_last: bool = dataclasses.field(default_factory=lambda: _cpu_has_avx512())
+    """CPU float32 up-convolutions switch the activations to NHWC (default: on AVX-512 CPUs only;
+    module docstring)."""
+    planes_mean_as_sampled: bool = True
+    """The decoder averages the planes in grid_sample's output layout (no copy; module docstring)."""
 
     def __post_init__(self):
         if self.ops not in _OPS:
@@ -89,12 +108,14 @@ class ComputePolicy:
 
 
 FAST = ComputePolicy()
-"""The default: the fast paths that measured faster (polyphase_up and channels_last stay off)."""
+"""The default: the fast paths that measured faster on this kind of CPU (polyphase_up and
+channels_last stay off; upconv_channels_last on AVX-512 only)."""
 
 PUBLISHED = ComputePolicy(ops="ref", channels_last=False, modconv="published", inplace=False, polyphase_up=False,
-                          fold_filter_padding=False, upconv_channels_last=False)
+                          fold_filter_padding=False, upconv_channels_last=False, planes_mean_as_sampled=False)
 """The published code's arrangement on a CPU: reference ops, NCHW, grouped modulated conv, fresh outputs,
-transposed up-convolution followed by the filter, padded copies before each filter pass."""
+transposed up-convolution followed by the filter, padded copies before each filter pass, a contiguous
+copy of the sampled plane features before the decoder averages them."""
 
 _current: contextvars.ContextVar = contextvars.ContextVar("next3d_compute_policy", default=FAST)
 

@@ -160,15 +160,15 @@ def compare_published(G, batch: int, device: str, repeat: int, warmup: int) -> d
     fresh outputs), interleaved; plus the largest output difference between the two."""
     from next3d.bench.interleave import interleaved, summarize
     from next3d.generate import deterministic_rays
-    from torch_utils import compute_policy
+    from torch_utils import compute_policy, cpu_memory
 
     z, c, flame = _inputs(G, batch, device)
 
     def forward():
         return G(z, c, flame, truncation_psi=0.7, truncation_cutoff=14, noise_mode="const")
 
-    def published():
-        with compute_policy.use(compute_policy.PUBLISHED):
+    def published():  # the published code leaves glibc's allocator at its defaults
+        with compute_policy.use(compute_policy.PUBLISHED), cpu_memory.glibc_defaults():
             return forward()
 
     with torch.no_grad(), deterministic_rays(G):  # same ray samples on both sides: comparable outputs
@@ -176,7 +176,8 @@ def compare_published(G, batch: int, device: str, repeat: int, warmup: int) -> d
         diff = {k: float((a[k].float() - b[k].float()).abs().max()) for k in ("image", "image_raw", "image_depth")}
         del a, b
         times = interleaved({"project": forward, "published": published}, device, repeat=repeat, warmup=warmup)
-    out = {"batch": batch, **summarize(times, per=batch), "max_abs_difference": diff}
+    out = {"batch": batch, **summarize(times, per=batch), "max_abs_difference": diff,
+           "project_keeps_freed_memory": cpu_memory.is_kept()}
     out["images_per_s"] = round(batch / out["project_s"], 4)
     out["published_images_per_s"] = round(batch / out["published_s"], 4)
     return out

@@ -42,15 +42,15 @@ def _fake_data(G, batch: int, resolution: int, device):
 def _compare_phases(built, run_phase_fn, repeat: int, device: str) -> dict:
     """Each phase under the project's compute policy and the published one, interleaved."""
     from next3d.bench.interleave import interleaved, summarize
-    from torch_utils import compute_policy
+    from torch_utils import compute_policy, cpu_memory
 
     out = {}
     for phase in ("G_main", "G_reg", "D_main", "D_reg"):
         def project(phase=phase):
             run_phase_fn(phase)
 
-        def published(phase=phase):
-            with compute_policy.use(compute_policy.PUBLISHED):
+        def published(phase=phase):  # the published loop leaves glibc's allocator at its defaults
+            with compute_policy.use(compute_policy.PUBLISHED), cpu_memory.glibc_defaults():
                 run_phase_fn(phase)
 
         out[phase] = summarize(interleaved({"project": project, "published": published}, device, repeat=repeat,

@@ -58,10 +58,10 @@ def published_video(G, plan) -> torch.Tensor:
     """The published per-frame loop: the whole generator (planes included) for each frame,
     batch 1, under the published compute policy -> (N, 3, H, W)."""
     from next3d.generate import deterministic_rays
-    from torch_utils import compute_policy
+    from torch_utils import compute_policy, cpu_memory
 
     out = []
-    with compute_policy.use(compute_policy.PUBLISHED), deterministic_rays(G):
+    with compute_policy.use(compute_policy.PUBLISHED), cpu_memory.glibc_defaults(), deterministic_rays(G):
         for i in range(plan.num_frames):
             w = plan.ws[plan.ws_index[i:i + 1]]
             m = plan.mesh_index[i:i + 1]

@@ -67,6 +67,11 @@ def main(debug):
     Run `next3d COMMAND --help` for the options of each command. A failure prints one line
     (`Error: ...`) and exits with code 2 (bad input), 1 (internal error) or 130 (interrupted).
     """
+    from torch_utils import cpu_memory
+
+    # Freed activations stay mapped for the next forward (torch_utils/cpu_memory.py).
+    if cpu_memory.enabled_by_environment():
+        cpu_memory.keep_freed_memory()
 
 
 if __name__ == "__main__":  # pragma: no cover

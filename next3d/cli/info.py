@@ -24,6 +24,8 @@ def info(as_json: bool, no_build: bool):
     click.echo(f"head model: {facts['head_model']}")
     click.echo(f"ops mode: {facts['ops_mode']}  (NEXT3D_OPS=ref|auto)")
     click.echo(f"build cache: {facts['build_cache']}  (NEXT3D_BUILD_CACHE)")
+    click.echo(f"CPU capability: {facts['cpu_capability']}; fast paths: {facts['compute_policy']}")
+    click.echo(f"keeps freed memory: {facts['keeps_freed_memory']}")
     if facts["ops"]:
         click.echo("compiled ops:")
         for op, per_dev in sorted(facts["ops"].items()):

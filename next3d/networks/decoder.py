@@ -19,6 +19,7 @@ from typing import Dict
 import torch
 
 from next3d.networks.layers import FullyConnectedLayer
+from torch_utils import compute_policy
 from torch_utils.misc import assert_shape
 
 FEATURE_PAD = 0.001
@@ -45,7 +46,13 @@ class TriPlaneDecoder(torch.nn.Module):
     def forward(self, plane_features: torch.Tensor) -> Dict[str, torch.Tensor]:
         assert_shape(plane_features, [None, 3, None, self.in_channels], "plane features")
         batch, _, points, channels = plane_features.shape
-        x = plane_features.mean(dim=1).reshape(batch * points, channels)
+        if plane_features.stride(2) == 1 and compute_policy.current().planes_mean_as_sampled:
+            # grid_sample's (B, 3, C, N) seen as (B, 3, N, C): average over contiguous rows; the FC
+            # layer's matmul reads the transposed result without a copy (at batch 1).
+            x = plane_features.transpose(2, 3).mean(dim=1).transpose(1, 2)
+        else:
+            x = plane_features.contiguous().mean(dim=1)
+        x = x.reshape(batch * points, channels)
         x = self.net(x).reshape(batch, points, 1 + self.out_channels)
         features = torch.sigmoid(x[..., 1:]) * (1.0 + 2.0 * FEATURE_PAD) - FEATURE_PAD
         return {"sigma": x[..., :1], "features": features}

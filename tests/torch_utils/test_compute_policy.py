@@ -99,7 +99,8 @@ def test_generator_fast_policy_matches_published():
         with cp.use(cp.PUBLISHED):
             pub = G(z, c, flame, noise_mode="const")
         alone = [dataclasses.replace(cp.PUBLISHED, **{lever: True}) for lever in ("fold_filter_padding",
-                                                                                "upconv_channels_last")]
+                                                                                "upconv_channels_last",
+                                                                                "planes_mean_as_sampled")]
         for policy in (cp.FAST, cp.ComputePolicy(channels_last=True), cp.ComputePolicy(polyphase_up=True), *alone):
             with cp.use(policy):
                 fast = G(z, c, flame, noise_mode="const")

@@ -51,3 +51,27 @@ def test_lr_multiplier_keeps_effective_weights():
     assert 50 < float(a.weight.detach().std()) < 200  # stored weights are N(0, 1/lr^2)
     x = torch.randn(3, 16)
     assert_close(a(x), x @ (a.weight * 0.01 / 4.0).t() + a.bias * 0.01, name="lr multiplier")
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_planes_averaged_as_sampled_equal_the_published_copy(batch):
+    """grid_sample's layout (B, 3, C, N) seen as (B, 3, N, C): both averaging paths, values and gradients."""
+    from torch_utils import compute_policy as cp
+
+    torch.manual_seed(1)
+    dec = TriPlaneDecoder(in_channels=5, hidden_channels=8, out_channels=4)
+    raw = torch.randn(batch, 3, 5, 11, requires_grad=True)
+    feats = raw.permute(0, 1, 3, 2)
+    assert feats.stride(2) == 1
+    outs = {}
+    for name, policy in (("fast", cp.FAST), ("published", cp.PUBLISHED)):
+        with cp.use(policy):
+            out = dec(feats)
+        grad, = torch.autograd.grad(out["sigma"].sum() + out["features"].square().sum(), raw)
+        outs[name] = (out, grad)
+    (fast, g_fast), (pub, g_pub) = outs["fast"], outs["published"]
+    for key in ("sigma", "features"):
+        assert fast[key].shape == pub[key].shape
+        torch.testing.assert_close(fast[key], pub[key], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(g_fast, g_pub, atol=1e-6, rtol=1e-6)
+    assert float(g_fast.abs().sum()) > 0
