@@ -9,9 +9,9 @@ the next forward reuses them already mapped. The price: the process keeps its pe
 until it exits (or `release()`), which is what a process rendering many images wants.
 
 Process-wide, unlike `torch_utils.compute_policy` (a context variable): glibc has one set of
-allocator parameters per process. `keep_freed_memory()` applies them (the CLI commands that
-render call it once), `release()` restores glibc's defaults and hands freed memory back.
-Elsewhere than glibc (macOS, Windows, musl) both do nothing and say so. NEXT3D_KEEP_FREED_MEMORY=0
+allocator parameters per process. `keep_freed_memory()` applies them (the `next3d` command
+calls it once at start), `release()` restores glibc's defaults and hands freed memory back.
+Elsewhere than glibc (macOS, Windows, musl) both do nothing and return False. NEXT3D_KEEP_FREED_MEMORY=0
 keeps glibc's defaults in the commands. `glibc_defaults()` runs a block with glibc's defaults
 (the benchmarks' published side: the published code leaves the allocator alone).
 
