@@ -64,17 +64,19 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 from typing import Iterator
 
 _MODCONV = ("auto", "published")
+_OPS = ("auto", "ref")
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_has_avx512() -> bool:
     """Whether torch's CPU kernels run at the AVX-512 capability on this machine."""
     import torch
 
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-_OPS = ("auto", "ref")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +96,7 @@ class ComputePolicy:
     (off by default: 4x the multiply-adds, measured slower; module docstring)."""
     fold_filter_padding: bool = True
     """Reference upfirdn2d: equal padding goes into the filter convolution (no padded copy)."""
-    upconv_channels_last: bool = dataclasses.field(default_factory=lambda: _cpu_has_avx512())
+    upconv_channels_last: bool = dataclasses.field(default_factory=_cpu_has_avx512)
     """CPU float32 up-convolutions switch the activations to NHWC (default: on AVX-512 CPUs only;
     module docstring)."""
     planes_mean_as_sampled: bool = True

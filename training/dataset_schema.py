@@ -224,3 +224,15 @@ def head_identity(model_data) -> Dict[str, Any]:
     return {"head_model": "builtin" if builtin else "flame", "head_version": version,
             "head_topology": topology_hash(model_data.faces, model_data.uv_faces, model_data.uv_coords.shape[0]),
             "num_shape": model_data.num_shape, "num_expression": model_data.num_expression}
+
+
+
+def generator_head_identity(G) -> Dict[str, Any]:
+    """`head_identity` of the head G was built on: its own arrays (`G.head_data`; a shipped network
+    embeds its head, maybe an older built-in version), else the head of `G.config.flame_dir`."""
+    head = getattr(G, "head_data", None)
+    if head is None:
+        from next3d.flame import load_flame_model
+
+        head = load_flame_model(G.config.flame_dir)
+    return head_identity(head)

@@ -5,7 +5,7 @@ may be an older built-in head version than the one this code builds. So the cali
 stored with the package (`data/`: dlib offsets, albedo basis, face-mesh correspondence) are
 kept per version, and each loader reads the file of the head it is given:
 
-    data/{kind}_{head_model}_{head_version}{suffix}     e.g. albedo_builtin_v3-e272f4cc2ac3.npz
+    data/{kind}_{head_model}_{head_version}{suffix}     e.g. albedo_builtin_v3-e5d6cc42bed8.npz
 
 Each file also records the head's topology, which the loaders check.
 """

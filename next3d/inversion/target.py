@@ -154,7 +154,7 @@ def target_from_photo(photo: Union[str, Path, bytes], G: torch.nn.Module, detect
     from next3d.fitting import FitConfig, PhotoFailure, fit_prepared, prepare_photo
     from next3d.fitting.calibrate import load_offsets
     from next3d.fitting.photo_io import PhotoError, read_photo
-    from training.dataset_schema import head_identity
+    from training.dataset_schema import generator_head_identity
 
     started, cpu = time.perf_counter(), time.process_time()
     name = name or (Path(photo).name if isinstance(photo, (str, Path)) else "photo")
@@ -190,11 +190,7 @@ def target_from_photo(photo: Union[str, Path, bytes], G: torch.nn.Module, detect
     if prepared.transform.scale > MAX_UPSAMPLING:
         warnings.append(f"the face is small in the photo: the {res} px crop enlarges it {prepared.transform.scale:.1f}x "
                         f"(expect a blurry target)")
-    import next3d.flame.files as flame_files
-
-    # The head G was built on (a shipped network embeds its own, maybe an older built-in version).
-    head = head_identity(getattr(G, "head_data", None) or flame_files.load_flame_model(G.config.flame_dir))
-    offsets = load_offsets(getattr(detector, "name", "dlib"), head)
+    offsets = load_offsets(getattr(detector, "name", "dlib"), generator_head_identity(G))
     fit = fit_prepared([prepared], G.flame, fit_config or FitConfig(), landmark_offsets=offsets)[0]
     if isinstance(fit, PhotoFailure):
         raise InversionInputError(fit.message)

@@ -94,12 +94,11 @@ def generator_landmark_offsets(G: torch.nn.Module) -> Optional[torch.Tensor]:
     """The fitter's stored dlib calibration (68, 3) for G's head model, or None (`next3d.fitting.calibrate`)."""
     try:
         from next3d.fitting.calibrate import load_offsets
-        from next3d.flame import load_flame_model
-        from training.dataset_schema import head_identity
+        from training.dataset_schema import generator_head_identity
     except ImportError:
         return None
     try:
-        return load_offsets("dlib", head_identity(getattr(G, "head_data", None) or load_flame_model(G.config.flame_dir)))
+        return load_offsets("dlib", generator_head_identity(G))
     except (OSError, ValueError, KeyError):
         return None
 
