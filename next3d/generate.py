@@ -311,6 +311,7 @@ class SeedOutput:
     depth_range: Tuple[float, float]  # The renderer's (ray_start, ray_end).
     box_size: float  # Side of the world cube the σ lattice covers (box_warp).
     sigma_grid: Optional[np.ndarray] = None  # (N, N, N) raw σ, or None without shapes.
+    surface_level: Optional[float] = None  # Median raw σ at the rendered depths (`surface_level`), with shapes.
 
 
 def _head_mesh(G: torch.nn.Module, flame: Optional[Mapping[str, torch.Tensor]], device) -> Dict[str, torch.Tensor]:
@@ -353,6 +354,33 @@ def density_grid(G: torch.nn.Module, ws: torch.Tensor, planes: torch.Tensor, mes
 
     return evaluate_density_grid(query, resolution, box_size=G.config.render.box_warp, centre=(0.0, 0.0, 0.0),
                                  chunk=chunk, device=planes.device)
+
+
+@torch.no_grad()
+def surface_level(G: torch.nn.Module, ws: torch.Tensor, planes: torch.Tensor, mesh: Dict[str, torch.Tensor],
+                  c: torch.Tensor, depth: torch.Tensor) -> Optional[float]:
+    """The raw σ that the renders treat as the surface: the median σ at the points where the
+    rays of views `c` (V, 25) end at their rendered depth `depth` (V, 1, R, R), over the points
+    inside the renderer's box. An iso-surface at this level passes through what the images
+    show, whatever the network's density scale (a trained EG3D crosses 10 there; a short
+    training run may never reach 10). None when no ray ends inside the box.
+
+    ws (1, num_ws, w_dim), planes (1, 3, C, P, P) from the same synthesis.
+    """
+    from next3d.render.ray_sampler import make_rays
+
+    assert_shape(ws, [1, G.num_ws, G.w_dim], "ws")
+    assert_shape(c, [None, 25], "camera labels")
+    assert_shape(depth, [c.shape[0], 1, None, None], "depth")
+    origins, dirs = make_rays(c.to(planes.device), depth.shape[-1])
+    # Ray r of make_rays is pixel (r // R, r % R), row-major like the depth image.
+    points = origins + dirs * depth.to(planes.device).flatten(1)[..., None]
+    points = points.reshape(1, -1, 3)
+    inside = (points.abs() < 0.5 * G.config.render.box_warp).all(-1)[0]
+    if not bool(inside.any()):
+        return None
+    sigma = G.sample_mixed(points[:, inside], ws, mesh, planes=planes)["sigma"]
+    return float(sigma.float().median())
 
 
 @torch.no_grad()
@@ -417,11 +445,12 @@ def _generate_group(G, group, mesh, c_cond, c_views, yaws, options, on_progress,
     depth_all = torch.cat(depths).reshape(n, views, *depths[0].shape[1:])
 
     for i, seed in enumerate(group):
-        grid = None
+        grid = level = None
         if options.shapes:
             grid = density_grid(G, ws[i:i + 1], planes[i:i + 1], mesh, options.shape_res, options.shape_chunk)
+            level = surface_level(G, ws[i:i + 1], planes[i:i + 1], mesh, c_views, depth_all[i])
         yield SeedOutput(seed=seed, images=image_all[i], depths=depth_all[i], yaws=tuple(yaws),
-                         depth_range=depth_range, box_size=box_size, sigma_grid=grid)
+                         depth_range=depth_range, box_size=box_size, sigma_grid=grid, surface_level=level)
 
 
 # --------------------------------------------------------------------------- files
@@ -436,6 +465,7 @@ class SavedSeed:
     mesh_vertices: Optional[int] = None
     mesh_faces: Optional[int] = None
     sigma_range: Optional[Tuple[float, float]] = None
+    shape_level: Optional[float] = None  # The iso-level of the mesh.
 
 
 def seed_stem(seed: int) -> str:
@@ -484,12 +514,13 @@ def check_outputs(seeds: Sequence[int], out_dir: Union[str, Path], shapes: bool 
                             f"replace them, or choose another folder")
 
 
-def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level: float = 10.0) -> SavedSeed:
+def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level: Optional[float] = None) -> SavedSeed:
     """Write `seedNNNN.png`, `seedNNNN_depth.png` and (with a σ grid) `seedNNNN.ply` into `out_dir`.
 
     Depth maps are scaled over the renderer's depth range (near = white, far = black).
     The mesh is the iso-surface {σ = shape_level} (raw σ; EG3D uses 10 for trained
-    networks) in world coordinates, closed at the box faces.
+    networks) in world coordinates, closed at the box faces. shape_level None = the seed's
+    `surface_level` (the σ at its rendered depths; 10 when no ray ends inside the box).
     """
     from next3d.image_io import depth_to_image, save_image, tile_images
     from next3d.render.density_grid import marching_cubes_to_ply
@@ -505,16 +536,18 @@ def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level:
     if result.sigma_grid is None:
         return SavedSeed(result.seed, tuple(paths))
     grid = result.sigma_grid
+    if shape_level is None:
+        shape_level = result.surface_level if result.surface_level is not None else 10.0
     ply_path = out_dir / f"{stem}.ply"
     n_v, n_f = marching_cubes_to_ply(closed_grid(grid, shape_level), ply_path, level=shape_level,
                                      box_size=result.box_size)
     paths.append(ply_path)
-    return SavedSeed(result.seed, tuple(paths), n_v, n_f, (float(grid.min()), float(grid.max())))
+    return SavedSeed(result.seed, tuple(paths), n_v, n_f, (float(grid.min()), float(grid.max())), float(shape_level))
 
 
 __all__ = [
     "GenerateError", "GenerateOptions", "SeedOutput", "SavedSeed", "parse_seeds", "seeds_to_z", "view_yaws",
-    "load_generator", "frontal_label", "view_labels", "deterministic_rays", "density_grid", "generate",
+    "load_generator", "frontal_label", "view_labels", "deterministic_rays", "density_grid", "surface_level", "generate",
     "closed_grid", "save_seed_output", "seed_stem", "seed_output_paths", "check_outputs", "estimate_memory",
     "check_memory",
 ]

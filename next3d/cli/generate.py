@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from next3d.cli.options import FiniteFloat, flame_options, load_network, network_option, prepare_out_dir, resolve_device
+from next3d.cli.options import FiniteFloat, FloatOrAuto, flame_options, load_network, network_option, prepare_out_dir, resolve_device
 
 LARGE_RUN_IMAGES = 10_000
 
@@ -42,8 +42,9 @@ def _list_paths(paths, limit: int = 8) -> str:
                                               "covering the renderer's box.")
 @click.option("--shape-res", type=click.IntRange(8, 1024), default=128, show_default=True,
               help="Grid points per axis for --shapes.")
-@click.option("--shape-level", type=FiniteFloat(), default=10.0, show_default=True,
-              help="Iso-level on raw density for --shapes (10 suits trained networks).")
+@click.option("--shape-level", type=FloatOrAuto(), default="auto", show_default=True,
+              help="Iso-level on raw density for --shapes: a number (EG3D uses 10), or auto = per seed the "
+                   "median density where its rendered depths lie, so the mesh passes through what the images show.")
 @click.option("--device", "device_choice", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to run: auto = CUDA when present, else CPU.")
 @click.option("--batch", type=click.IntRange(1, 4096), default=4, show_default=True,
@@ -94,7 +95,7 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
     out = prepare_out_dir(out_dir)
     flame = flame_params_from_options(G.flame, **flame_opts)
 
-    written, notes = [], []
+    written, notes, meshes = [], [], []
     size = None
     render_started = time.perf_counter()
     with tqdm(total=len(seeds) * views, unit="img", desc="generate", dynamic_ncols=True) as bar:
@@ -102,15 +103,20 @@ def generate(network, seeds_spec, out_dir, truncation_psi, truncation_cutoff, vi
             saved = save_seed_output(result, out, shape_level=shape_level)
             written.extend(saved.paths)
             size = tuple(result.images.shape[-2:])
+            if saved.mesh_faces:
+                meshes.append(f"{result.seed} at {saved.shape_level:.3g} ({saved.mesh_faces} faces)")
             if saved.mesh_faces == 0:
                 lo, hi = saved.sigma_range
                 notes.append(f"seed {result.seed}: density spans [{lo:.3g}, {hi:.3g}] and never crosses "
-                             f"--shape-level {shape_level:g}; its mesh is empty")
+                             f"--shape-level {saved.shape_level:g}; its mesh is empty")
             bar.set_postfix_str(f"seed {result.seed}")
     elapsed = time.perf_counter() - started
     render_s = time.perf_counter() - render_started
     for note in notes:
         click.echo(f"note: {note}")
+    if meshes:
+        how = "auto: the density at each seed's rendered depths" if shape_level is None else "--shape-level"
+        click.echo(f"meshes (iso-level on raw density, {how}): seed " + "; ".join(meshes))
     click.echo(f"wrote {len(written)} files to {out} in {elapsed:.1f} s: {len(seeds)} seed(s) x {views} view(s) "
                f"of {size[1]}x{size[0]}, {network_phrase(G)} on {device} "
                f"({len(seeds) * views / max(render_s, 1e-9):.2f} images/s; {_list_paths(written)})")

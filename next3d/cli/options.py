@@ -51,6 +51,20 @@ class FiniteFloat(click.ParamType):
         return (self.lo is None or x >= self.lo) and (self.hi is None or x <= self.hi)
 
 
+class FloatOrAuto(FiniteFloat):
+    """A finite float, or the word 'auto' (returned as None: the library picks the value)."""
+
+    name = "float|auto"
+
+    def get_metavar(self, param, ctx=None):
+        return "FLOAT|auto"
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        return super().convert(value, param, ctx)
+
+
 def _float_list(ctx, param, value: Optional[str]) -> Optional[List[float]]:
     if value is None or value == "":
         return None

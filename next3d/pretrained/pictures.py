@@ -3,6 +3,7 @@
     grid = multiview_grid(G, seeds=(0, 1, 2, 3), views=5, yaw_range=0.6)       # (H, W, 3) uint8
     sweep = expression_sweep(G, seed=0, steps=4)                               # (H, W, 3) uint8
     orbit_video(G, seeds=(0, 1), out="docs/builtin_orbit.mp4", frames=48)      # via next3d.animation
+    shapes = mesh_views(G, seeds=(0, 1), views=5)                              # (H, W, 3) uint8
 
 Grid: one row per seed, one column per view (yaws evenly over −yaw_range..+yaw_range at
 pitch 0), rendered by `next3d.generate.generate` (seed conventions, frontal conditioning,
@@ -10,13 +11,15 @@ deterministic rays, truncation ψ 0.7 as `next3d generate`). Sweep: rows jaw (0 
 smile and blink (0 → the full direction of `next3d.animation.expression_tracks`), `steps`
 columns each, frontal view, one identity. Orbit: `next3d video`'s orbit trajectory
 (yaw ±0.35, pitch ±0.25 rad), one cell per seed, written by `VideoWriter` (temporary name,
-then renamed). Images are 8-bit as saved PNGs.
+then renamed). Shapes: per seed a row of its images and a row of its extracted mesh (the
+iso-surface of `next3d generate --shapes`) rendered with grey Lambertian shading from the
+same cameras. Images are 8-bit as saved PNGs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -85,6 +88,43 @@ def orbit_video(G: torch.nn.Module, seeds: Sequence[int], out: Union[str, Path],
     return Path(out)
 
 
+@torch.no_grad()
+def mesh_views(G: torch.nn.Module, seeds: Sequence[int], views: int = 5, yaw_range: float = 0.6,
+               level: Optional[float] = None, shape_res: int = 96, truncation_psi: float = 0.7) -> np.ndarray:
+    """Per seed, a row of images and a row of its σ = `level` mesh (None = the seed's
+    `next3d.generate.surface_level`, as `generate --shapes`) from the same views
+    -> (2 * len(seeds) * H, views * W, 3) uint8."""
+    from next3d.generate import GenerateOptions, closed_grid, generate, view_labels, view_yaws
+    from next3d.render.density_grid import marching_tetrahedra
+    from next3d.render.mesh_shading import render_mesh
+    from next3d.render.triplane_coords import world_to_flame
+
+    options = GenerateOptions(views=views, yaw_range=yaw_range, truncation_psi=truncation_psi, shapes=True,
+                              shape_res=shape_res)
+    device = next(G.parameters()).device
+    labels = view_labels(G, view_yaws(views, yaw_range), 0.0, device)
+    rows = []
+    for result in generate(G, list(seeds), None, options):
+        images = [_to_uint8(img) for img in result.images]
+        size = images[0].shape[:2]
+        grid = result.sigma_grid
+        n = grid.shape[0]
+        level = result.surface_level if level is None else level
+        if level is None:
+            raise ValueError(f"mesh_views: seed {result.seed}: no rendered depth lies inside the box; pass a level")
+        vertices, faces = marching_tetrahedra(closed_grid(grid, level), level, origin=[-0.5 * result.box_size] * 3,
+                                              spacing=result.box_size / (n - 1))
+        if len(faces) == 0:
+            raise ValueError(f"mesh_views: seed {result.seed} has no surface at sigma = {level} "
+                             f"(sigma spans {float(grid.min()):.3g} .. {float(grid.max()):.3g})")
+        verts = world_to_flame(torch.from_numpy(vertices).float().to(device))
+        shaded = render_mesh(verts[None].expand(views, -1, -1), torch.from_numpy(faces).to(device), labels,
+                             size).shaded
+        rows.append(np.concatenate(images, axis=1))
+        rows.append(np.concatenate([_to_uint8(img) for img in shaded], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def save_png(image: np.ndarray, path: Union[str, Path]) -> Path:
     """Write an (H, W, 3) uint8 image as PNG atomically (temporary name in the same folder, then rename)."""
     import io
@@ -99,4 +139,4 @@ def save_png(image: np.ndarray, path: Union[str, Path]) -> Path:
     return Path(path)
 
 
-__all__ = ["SWEEP_KINDS", "multiview_grid", "expression_sweep", "orbit_video", "save_png"]
+__all__ = ["SWEEP_KINDS", "multiview_grid", "expression_sweep", "orbit_video", "mesh_views", "save_png"]

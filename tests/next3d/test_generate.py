@@ -192,3 +192,41 @@ def test_closed_grid_puts_the_box_faces_below_the_level():
     assert closed[2, 2, 2] == 3.0 and grid[0, 0, 0] == 3.0  # the input is untouched
     for face in (closed[0], closed[-1], closed[:, 0], closed[:, -1], closed[:, :, 0], closed[:, :, -1]):
         assert (face < 1.0).all()
+
+
+def test_surface_level_is_the_density_where_the_rendered_rays_end():
+    from next3d.generate import _head_mesh, surface_level, view_labels
+    from next3d.render.ray_sampler import make_rays
+
+    G = load_generator("random:tiny").eval()
+    c_cond = frontal_label(G)
+    ws = G.mapping(seeds_to_z([0], G.z_dim), c_cond, truncation_psi=0.7)
+    mesh = _head_mesh(G, None, "cpu")
+    planes = G.synthesize_planes(ws, mesh, noise_mode="const")
+    c = view_labels(G, [0.2])
+    far = torch.full((1, 1, 4, 4), 100.0)  # every ray ends far outside the box
+    assert surface_level(G, ws, planes, mesh, c, far) is None
+    # One ray ends inside the box: pixel (row 0, column 1) is ray 1 (row-major), right of ray 0.
+    origins, dirs = make_rays(c, 4)
+    rot = c[0, :16].view(4, 4)[:3, :3]
+    assert float((rot.T @ (dirs[0, 1] - dirs[0, 0]))[0]) > 0  # camera x grows along a row
+    one = far.clone()
+    one[0, 0, 0, 1] = 2.7
+    got = surface_level(G, ws, planes, mesh, c, one)
+    point = (origins[0, 1] + 2.7 * dirs[0, 1]).view(1, 1, 3)
+    assert point.abs().max() < 0.5
+    with torch.no_grad():
+        want = float(G.sample_mixed(point, ws, mesh, planes=planes)["sigma"])
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_auto_shape_level_meshes_through_the_rendered_surface(tmp_path):
+    res = _invoke(BASE + ["--seeds", "2", "--out", str(tmp_path / "o"), "--shapes", "--shape-res", "24"])
+    assert res.exit_code == 0, res.output
+    line = res.output[res.output.index("meshes ("):].splitlines()[0]  # after the progress bar's last redraw
+    assert "auto" in line and "seed 2 at " in line, res.output
+    vertices, faces = read_ply(tmp_path / "o" / "seed0002.ply")
+    assert len(faces) > 0 and np.abs(vertices).max() <= 0.5 + 1e-5
+    bad = CliRunner().invoke(main, BASE + ["--seeds", "2", "--out", str(tmp_path / "p"), "--shapes",
+                                           "--shape-level", "high"])
+    assert bad.exit_code != 0 and "'high' is not a number" in bad.output

@@ -31,3 +31,17 @@ def test_jaw_sweep_changes_the_mouth_columns(G):
     assert np.abs(sweep[:, :64].astype(int) - sweep[:, 64:].astype(int)).mean() > 0
     with pytest.raises(ValueError, match="steps must be at least 2"):
         expression_sweep(G, steps=1)
+
+
+def test_mesh_views_pair_each_image_row_with_its_shaded_mesh(G):
+    from next3d.pretrained.pictures import mesh_views
+
+    pic = mesh_views(G, [3], views=2, yaw_range=0.5, shape_res=24)
+    assert pic.shape == (128, 128, 3) and pic.dtype == np.uint8
+    assert np.array_equal(pic[:64], multiview_grid(G, [3], views=2, yaw_range=0.5))
+    shaded = pic[64:].astype(int)
+    assert (shaded == 0).all(-1).any(), "no background pixel in the mesh row"
+    assert (shaded > 0).all(-1).mean() > 0.05, "the mesh covers almost nothing"
+    assert np.array_equal(shaded[..., 0], shaded[..., 2]), "the mesh rendering is grey"
+    with pytest.raises(ValueError, match="no surface at sigma"):
+        mesh_views(G, [3], views=1, shape_res=8, level=1e6)
