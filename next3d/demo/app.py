@@ -132,11 +132,15 @@ class GenerateTab:
 
     def export_ply(self, resolution, level, *values):
         controls = self.controls_from(values)
-        if resolution is None or level is None:
-            raise DemoError("mesh: resolution and level are needed")
+        if resolution is None:
+            raise DemoError("mesh: the lattice resolution is needed")
+        how = ""
+        if level is None:  # an empty level box: auto
+            level, how = self.engine.surface_level(controls), " (auto: the density at the rendered depth)"
         path, n_v, n_f, (lo, hi) = self.engine.save_ply(controls, self.settings.export_dir, int(resolution),
                                                         float(level))
-        return [str(path)], f"wrote {path.name}: {n_v} vertices, {n_f} faces (σ spans [{lo:.3g}, {hi:.3g}])"
+        return [str(path)], (f"wrote {path.name}: {n_v} vertices, {n_f} faces at σ = {float(level):.3g}{how} "
+                             f"(σ spans [{lo:.3g}, {hi:.3g}])")
 
     def save_settings(self, *values):
         controls = self.controls_from(values)
@@ -195,8 +199,8 @@ class GenerateTab:
                     with gr.Row():
                         mesh_res = gr.Slider(16, 128, value=64, step=8, label="Mesh lattice (points per axis)",
                                              elem_id="mesh_res")
-                        mesh_level = gr.Number(value=10.0 if self.engine.trained else 0.0,
-                                               label="Iso-level on raw density σ (10 suits trained networks)",
+                        mesh_level = gr.Number(value=None, label="Iso-level on raw density σ (empty = auto: "
+                                               "the density where this view's rendered depth lies; EG3D uses 10)",
                                                elem_id="mesh_level")
                 with gr.Row():
                     downloads = gr.File(label="Downloads", file_count="multiple", interactive=False,

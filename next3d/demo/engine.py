@@ -203,11 +203,27 @@ class DemoEngine:
         return image_path, depth_path
 
     @torch.no_grad()
+    def surface_level(self, controls: DemoControls) -> float:
+        """The raw σ where the controls' view's rays end at their rendered depth (the median;
+        `next3d.generate.surface_level`): the iso-level whose mesh passes through the image."""
+        from next3d.generate import surface_level, view_labels
+
+        frame = self.render(controls)
+        with self._lock:
+            ident, mesh, planes, _ = self.planes(controls)
+            yaw, pitch = controls.camera_radians()
+            c = view_labels(self.G, [yaw], pitch, self.device)
+            level = surface_level(self.G, ident.ws, planes, mesh, c, frame.depth_raw[None])
+        if level is None:
+            raise DemoError("mesh: no rendered depth of this view lies inside the renderer's box; give a level")
+        return level
+
+    @torch.no_grad()
     def save_ply(self, controls: DemoControls, folder: Union[str, Path], resolution: int = 64,
-                 level: float = 10.0) -> Tuple[Path, int, int, Tuple[float, float]]:
+                 level: Optional[float] = None) -> Tuple[Path, int, int, Tuple[float, float]]:
         """Mesh {σ = level} of the controls' head on a resolution³ lattice over the renderer's
-        box -> (path, vertex count, face count, σ range). An empty mesh is a DemoError naming
-        the σ range (the level never crossed)."""
+        box -> (path, vertex count, face count, σ range); level None = `surface_level(controls)`.
+        An empty mesh is a DemoError naming the σ range (the level never crossed)."""
         import os
         import tempfile
 
@@ -216,6 +232,8 @@ class DemoEngine:
 
         if not 8 <= int(resolution) <= 256:
             raise DemoError(f"mesh resolution: {resolution} is outside 8..256")
+        if level is None:
+            level = self.surface_level(controls)
         if not np.isfinite(level):
             raise DemoError(f"mesh level: {level!r} is not a number")
         with self._lock:

@@ -36,5 +36,7 @@ def test_render_through_the_api(served_demo, tmp_path, deadline):
         assert "never crosses the level 1000" in status_ply
         files, status_ply = client.predict(24, 0.0, *_values(3, n_expr=n_expr), api_name="/export_ply")
         assert status_ply.startswith("wrote seed0003-") and str(files[0]).endswith(".ply")
+        files, status_auto = client.predict(24, None, *_values(3, n_expr=n_expr), api_name="/export_ply")
+        assert "(auto: the density at the rendered depth)" in status_auto, status_auto
         again, _, status_again = client.predict(*_values(3, n_expr=n_expr), api_name="/render")
         assert np.array_equal(np.asarray(Image.open(again).convert("RGB"), dtype=int), a)

@@ -86,3 +86,8 @@ def test_png_and_ply_export(tiny_engine, tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))  # no half-written file left
     with pytest.raises(DemoError, match="mesh resolution: 4 is outside 8..256"):
         tiny_engine.save_ply(c, tmp_path, resolution=4)
+    # No level: the density where this view's rays end (generate's auto level), inside the σ range.
+    level = tiny_engine.surface_level(c)
+    (tmp_path / "auto").mkdir()
+    auto_path, _, auto_faces, (lo2, hi2) = tiny_engine.save_ply(c, tmp_path / "auto", resolution=24)
+    assert lo2 < level < hi2 and auto_faces > 0 and auto_path.exists()
