@@ -6,8 +6,10 @@ images and labels of the preset's resolution (no data set needed). The step time
 the regularisers at their intervals: G_main + D_main + G_reg / g_interval + D_reg / d_interval.
 With `compare='published-loop'` every phase is timed interleaved under the project's compute
 policy and under `torch_utils.compute_policy.PUBLISHED` (the published loop has the same
-phases, intervals and flattened gradient clean-up; it differs in the ops and layouts), and
-the step of each is reported with the ratio. Reports images/s of that step, the share of each phase, and peak memory (CUDA: allocator
+phases, intervals and flattened gradient clean-up; it differs in the ops and layouts; the
+mesh condition of our D is rendered afresh for every call there, while the project's side
+reuses its renderings, warm as in training once the items have been seen), and the step of
+each is reported with the ratio. Reports images/s of that step, the share of each phase, and peak memory (CUDA: allocator
 peak; CPU: growth of the process's maximum resident set).
 """
 
@@ -50,12 +52,20 @@ def _compare_phases(built, run_phase_fn, repeat: int, device: str) -> dict:
             run_phase_fn(phase)
 
         def published(phase=phase):  # the published loop leaves glibc's allocator at its defaults
-            with compute_policy.use(compute_policy.PUBLISHED), cpu_memory.glibc_defaults():
+            with compute_policy.use(compute_policy.PUBLISHED), cpu_memory.glibc_defaults(), _uncached(built):
                 run_phase_fn(phase)
 
         out[phase] = summarize(interleaved({"project": project, "published": published}, device, repeat=repeat,
                                            warmup=1))
     return out
+
+
+def _uncached(built):
+    """The mesh condition rendered afresh every call (the published D has none, so no cache of it)."""
+    import contextlib
+
+    cond = built.nets.conditioner
+    return contextlib.nullcontext() if cond is None else cond.uncached()
 
 
 def run(devices: List[str], quick: bool, preset: Optional[str] = None, compare: Optional[str] = None) -> dict:
