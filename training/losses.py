@@ -215,10 +215,13 @@ def g_reg(nets: Nets, mb: MicroBatch, sched: Schedule, gain: float) -> Dict[str,
     """G reg: density regularisation, L1 between sigma at points and at points + N(0, p_dist)."""
     cfg, G = nets.cfg, nets.G
     ws = G.mapping(mb.gen_z, swap_conditioning(mb.gen_c, sched.swap_prob), update_emas=False)
-    pts = density_points(nets, mb.gen_flame, ws.shape[0], ws.device)
+    # One FLAME evaluation serves the points near the mesh and the synthesis.
+    vertices, landmarks = G.head_mesh(dict(mb.gen_flame))
+    mesh = {"vertices": vertices, "landmarks": landmarks}
+    pts = density_points(nets, mesh, ws.shape[0], ws.device)
     jittered = pts + torch.randn_like(pts) * cfg.density_reg_p_dist
     kwargs = {"force_fp32": True} if nets.force_fp32 else {}
-    sigma = G.sample_mixed(torch.cat([pts, jittered], dim=1), ws, dict(mb.gen_flame), **kwargs)["sigma"]
+    sigma = G.sample_mixed(torch.cat([pts, jittered], dim=1), ws, mesh, **kwargs)["sigma"]
     a, b = sigma[:, :pts.shape[1]], sigma[:, pts.shape[1]:]
     loss = density_l1(a, b) * cfg.density_reg
     loss.mul(gain).backward()
