@@ -16,9 +16,10 @@ Conventions (as in EG3D's `gen_samples.py`, so a seed means the same thing every
 Per seed, `generate` yields a `SeedOutput`: images (V, 3, H, W) in [-1, 1], depth maps
 (V, 1, R, R) in world units along the ray and, with shapes, raw σ on an N^3 lattice
 covering the renderer's box (side `box_warp`, centred at the world origin;
-`grid[i, j, k]` at x_i, y_j, z_k as in `next3d.render.density_grid`).
+`grid[i, j, k]` at x_i, y_j, z_k as in `next3d.render.density_grid`) and its
+`surface_level` (the median σ where the views' rays end at their rendered depth).
 `save_seed_output` writes `seedNNNN.png` (views side by side), `seedNNNN_depth.png` and
-`seedNNNN.ply` (iso-surface of σ at `shape_level`).
+`seedNNNN.ply` (iso-surface of σ at `shape_level`, by default that surface level).
 """
 
 from __future__ import annotations
