@@ -524,7 +524,7 @@ def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level:
     `surface_level` (the σ at its rendered depths; 10 when no ray ends inside the box).
     """
     from next3d.image_io import depth_to_image, save_image, tile_images
-    from next3d.render.density_grid import marching_cubes_to_ply
+    from next3d.render.density_grid import write_ply
 
     out_dir = Path(out_dir)
     stem = seed_stem(result.seed)
@@ -537,18 +537,34 @@ def save_seed_output(result: SeedOutput, out_dir: Union[str, Path], shape_level:
     if result.sigma_grid is None:
         return SavedSeed(result.seed, tuple(paths))
     grid = result.sigma_grid
+    vertices, faces, shape_level = seed_mesh(result, shape_level)
+    ply_path = out_dir / f"{stem}.ply"
+    write_ply(ply_path, vertices, faces)
+    paths.append(ply_path)
+    return SavedSeed(result.seed, tuple(paths), len(vertices), len(faces), (float(grid.min()), float(grid.max())),
+                     shape_level)
+
+
+def seed_mesh(result: SeedOutput, shape_level: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray, float]:
+    """The iso-surface {σ = shape_level} of a seed's σ grid in world coordinates, closed at the box
+    faces -> vertices (V, 3), faces (F, 3), the level used (None = the seed's `surface_level`,
+    10 when no ray ended inside the box)."""
+    from next3d.render.density_grid import marching_tetrahedra
+
+    if result.sigma_grid is None:
+        raise GenerateError(f"seed {result.seed}: no density grid (generate with shapes=True)")
     if shape_level is None:
         shape_level = result.surface_level if result.surface_level is not None else 10.0
-    ply_path = out_dir / f"{stem}.ply"
-    n_v, n_f = marching_cubes_to_ply(closed_grid(grid, shape_level), ply_path, level=shape_level,
-                                     box_size=result.box_size)
-    paths.append(ply_path)
-    return SavedSeed(result.seed, tuple(paths), n_v, n_f, (float(grid.min()), float(grid.max())), float(shape_level))
+    grid = result.sigma_grid
+    vertices, faces = marching_tetrahedra(closed_grid(grid, shape_level), shape_level,
+                                          origin=[-0.5 * result.box_size] * 3,
+                                          spacing=result.box_size / (grid.shape[0] - 1))
+    return vertices, faces, float(shape_level)
 
 
 __all__ = [
     "GenerateError", "GenerateOptions", "SeedOutput", "SavedSeed", "parse_seeds", "seeds_to_z", "view_yaws",
     "load_generator", "frontal_label", "view_labels", "deterministic_rays", "density_grid", "surface_level", "generate",
-    "closed_grid", "save_seed_output", "seed_stem", "seed_output_paths", "check_outputs", "estimate_memory",
+    "closed_grid", "save_seed_output", "seed_mesh", "seed_stem", "seed_output_paths", "check_outputs", "estimate_memory",
     "check_memory",
 ]

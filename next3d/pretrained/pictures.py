@@ -94,8 +94,7 @@ def mesh_views(G: torch.nn.Module, seeds: Sequence[int], views: int = 5, yaw_ran
     """Per seed, a row of images and a row of its σ = `level` mesh (None = the seed's
     `next3d.generate.surface_level`, as `generate --shapes`) from the same views
     -> (2 * len(seeds) * H, views * W, 3) uint8."""
-    from next3d.generate import GenerateOptions, closed_grid, generate, view_labels, view_yaws
-    from next3d.render.density_grid import marching_tetrahedra
+    from next3d.generate import GenerateOptions, generate, seed_mesh, view_labels, view_yaws
     from next3d.render.mesh_shading import render_mesh
     from next3d.render.triplane_coords import world_to_flame
 
@@ -108,14 +107,11 @@ def mesh_views(G: torch.nn.Module, seeds: Sequence[int], views: int = 5, yaw_ran
         images = [_to_uint8(img) for img in result.images]
         size = images[0].shape[:2]
         grid = result.sigma_grid
-        n = grid.shape[0]
-        level = result.surface_level if level is None else level
-        if level is None:
+        if level is None and result.surface_level is None:
             raise ValueError(f"mesh_views: seed {result.seed}: no rendered depth lies inside the box; pass a level")
-        vertices, faces = marching_tetrahedra(closed_grid(grid, level), level, origin=[-0.5 * result.box_size] * 3,
-                                              spacing=result.box_size / (n - 1))
+        vertices, faces, used = seed_mesh(result, level)
         if len(faces) == 0:
-            raise ValueError(f"mesh_views: seed {result.seed} has no surface at sigma = {level} "
+            raise ValueError(f"mesh_views: seed {result.seed} has no surface at sigma = {used} "
                              f"(sigma spans {float(grid.min()):.3g} .. {float(grid.max()):.3g})")
         verts = world_to_flame(torch.from_numpy(vertices).float().to(device))
         shaded = render_mesh(verts[None].expand(views, -1, -1), torch.from_numpy(faces).to(device), labels,
