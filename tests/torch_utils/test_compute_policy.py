@@ -152,10 +152,56 @@ def test_up_convolution_in_channels_last_equals_nchw(groups):
         with cp.use(cp.ComputePolicy(upconv_channels_last=True)):
             got = conv2d_resample.conv2d_resample(x, w, **kw)
             # Other dtypes keep the NCHW path (the NHWC route is for float32 on the CPU).
-            assert not conv2d_resample._upconv_nhwc(x.double())
+            assert not conv2d_resample.upconv_nhwc(x.double())
     assert want.is_contiguous() and got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     # With autograd on the lever stays off (its backward was slower): NCHW out, same gradients.
     _, _, with_grad = _up_convolutions(cp.ComputePolicy(upconv_channels_last=False),
                                        cp.ComputePolicy(upconv_channels_last=True), groups, False, 3)
     assert with_grad.is_contiguous()
+
+
+def _standard_nhwc(t: torch.Tensor) -> bool:
+    """Channels-last with the batch stride oneDNN expects (C*H*W, even at batch 1)."""
+    n, c, h, w = t.shape
+    return t.stride() == (c * h * w, 1, w * c, c)
+
+
+@pytest.mark.parametrize("up", [1, 2])
+def test_batch1_grouped_modconv_keeps_standard_nhwc_strides(up):
+    """A batch-1 NHWC input to the grouped form: the output is NHWC with a batch stride of
+    C*H*W. A reshape to its own shape gives batch stride C, which torch's convolution does not
+    take for channels-last: it copied the input to NCHW and ran the slower NCHW kernel."""
+    from next3d.networks.layers import make_filter, modulated_conv2d
+
+    torch.manual_seed(4)
+    x = torch.randn(1, 16, 6, 6)
+    w = torch.randn(8, 16, 3, 3)
+    s = torch.randn(1, 16) + 1
+    kw = dict(up=up, padding=1, resample_filter=make_filter([1, 3, 3, 1]), flip_weight=(up == 1), fused_modconv=True)
+    with torch.no_grad(), cp.use(dataclasses.replace(cp.FAST, modconv="published", upconv_channels_last=True)):
+        want = modulated_conv2d(x, w, s, **kw)
+        got = modulated_conv2d(x.contiguous(memory_format=torch.channels_last), w, s, **kw)
+    assert got.shape == want.shape == (1, 8, 6 * up, 6 * up)
+    assert _standard_nhwc(got), got.stride()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_synthesis_block_passes_nhwc_on_to_its_up_convolution():
+    """Under upconv_channels_last an NHWC input stays NHWC through the block (no NCHW copy
+    that conv0 would undo); the values are those of the NCHW block."""
+    from next3d.networks.synthesis import SynthesisBlock
+
+    torch.manual_seed(5)
+    block = SynthesisBlock(8, 8, w_dim=16, resolution=16, img_channels=3, is_last=False).eval()
+    x = torch.randn(1, 8, 8, 8)
+    ws = torch.randn(1, block.num_conv + block.num_torgb, 16)
+    with torch.no_grad():
+        with cp.use(dataclasses.replace(cp.FAST, upconv_channels_last=False)):
+            want_x, want_img = block(x, None, ws, noise_mode="const")
+        with cp.use(dataclasses.replace(cp.FAST, upconv_channels_last=True)):
+            got_x, got_img = block(x.contiguous(memory_format=torch.channels_last), None, ws, noise_mode="const")
+    assert want_x.is_contiguous() and _standard_nhwc(got_x), got_x.stride()
+    assert got_img.is_contiguous()  # the running image is handed on NCHW
+    torch.testing.assert_close(got_x, want_x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_img, want_img, atol=1e-5, rtol=1e-5)

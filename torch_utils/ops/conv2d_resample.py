@@ -35,7 +35,8 @@ def _polyphase_enabled(x: torch.Tensor) -> bool:
     return x.device.type == "cpu" and compute_policy.current().polyphase_up
 
 
-def _upconv_nhwc(x: torch.Tensor) -> bool:
+def upconv_nhwc(x: torch.Tensor) -> bool:
+    """Whether an up-convolution of `x` runs NHWC (`ComputePolicy.upconv_channels_last`)."""
     from torch_utils import compute_policy
 
     # Forward passes only: with autograd on, the NHWC backward made training steps slower
@@ -168,7 +169,7 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight
         # NHWC from here on (`ComputePolicy.upconv_channels_last`): oneDNN's NCHW transposed
         # convolution computes blocked and then copies its 4x larger output back to NCHW; NHWC
         # skips that copy, and the filter and the convolutions after it are faster NHWC too.
-        nhwc = _upconv_nhwc(x)
+        nhwc = upconv_nhwc(x)
         if nhwc:
             x = x.contiguous(memory_format=torch.channels_last)
         x = _conv(x, w, stride=up, padding=[pyt, pxt], groups=groups, transpose=True, flip_weight=not flip_weight)
