@@ -18,6 +18,9 @@ Fields of `ComputePolicy`:
   upfirdn2d accept that layout without copies. Off by default: on the 2-core AVX2 test
   machine whole layers ran slower NHWC (3x3, 128 channels at 256^2: 18.6 s NHWC vs
   13.9 s NCHW per layer under load, interleaved), although single convolutions were faster.
+  After the batch-1 stride fix (see `upconv_channels_last`) it ties with that lever alone
+  (ffhq512 against PUBLISHED, 2026-12-04: batch 1 1.51x vs 1.52x, batch 4 1.47x vs 1.44x; held
+  to AVX2 1.40x vs 1.39x and 1.51x vs 1.57x), so it stays off.
 * `modconv`: 'auto' picks, per shape, one grouped convolution with per-sample weights
   or the demodulated shared-weight form (`next3d.networks.layers.modulated_conv2d`);
   'published' keeps the block's own `fused_modconv` (grouped conv in inference, as
@@ -41,17 +44,22 @@ Fields of `ComputePolicy`:
   The published reference pads first.
 * `upconv_channels_last`: on the CPU (float32) each up-convolution's transposed convolution,
   its filter and everything after it run NHWC (the layers downstream follow their input's
-  layout). oneDNN's NCHW transposed convolution computes in a blocked layout and copies its
-  output back; at (1, 256, 256^2) -> (1, 128, 513^2) NHWC took 416 ms vs 811 ms, the filter
-  98 vs 257 ms, the next 3x3 convolution 597 vs 800 ms (2-core AVX-512 EPYC, 2026-12-02).
-  Whole ffhq512 forward, batch 1, FAST with / without it: 11.03 / 11.42 s; converting back to
-  NCHW after the filter instead lost (11.57 / 11.25 s): the copy costs what the NHWC steps save.
-  Only with autograd off: in training the NHWC backward lost (`bench train`, FAST against FAST
-  without this lever: demo G_main 0.935x, G_reg 0.926x; small G_main 0.90x). On by default only
-  where torch's CPU capability is AVX-512: on a 2-core AVX2 EPYC (2026-12-03, freed memory
-  kept, ffhq512 batch 1) FAST with / without it took 13.17 / 11.77 s on one thread (thread CPU
-  time) and 8.31 / 6.82 s on two (best of two): oneDNN's AVX2 NHWC transposed convolution and
-  the NHWC layers after it lose there what the AVX-512 kernels gain.
+  layout, and a synthesis block hands an NHWC input straight on to its up-convolution).
+  oneDNN's NCHW transposed convolution computes in a blocked layout and copies its output
+  back; at (1, 256, 256^2) -> (1, 128, 513^2) NHWC took 416 ms vs 811 ms, the filter 98 vs
+  257 ms, the next 3x3 convolution 597 vs 800 ms (2-core AVX-512 EPYC, 2026-12-02). Only with
+  autograd off: in training the NHWC backward lost (`bench train`, FAST against FAST without
+  this lever: demo G_main 0.935x, G_reg 0.926x; small G_main 0.90x).
+  Until 2026-12-04 the NHWC layers after an up-convolution were slowed by a stride defect: at
+  batch 1 the grouped modulated convolution reshaped its (1, C, H, W) input to the same shape,
+  which gives a channels-last tensor a batch stride of C; torch's convolution then does not see
+  channels-last, copies the input to NCHW and runs the NCHW kernel (128 channels at 512^2: 544
+  against 268 ms). With that fixed (`next3d.networks.layers.modulated_conv2d`), interleaved
+  ffhq512 forwards against PUBLISHED (2-core AVX-512 Xeon, 2026-12-04, 3 repeats, medians), this
+  lever off / on: batch 1 1.26x / 1.52x, batch 4 1.06x / 1.44x; with oneDNN and ATen held to
+  AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2, the same machine) 1.27x / 1.39x and
+  1.35x / 1.57x. So it is on for every CPU now; before the fix it had measured slower on a
+  2-core AVX2 EPYC (2026-12-03: 8.31 / 6.82 s, on / off) and was on for AVX-512 only.
 * `planes_mean_as_sampled`: the tri-plane decoder averages the three planes' features in the
   layout grid_sample returns them in (points innermost) and hands the FC layer a transposed
   view, instead of a contiguous (B, 3, N, C) copy first (the published sample_from_planes
@@ -64,19 +72,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import functools
 from typing import Iterator
 
 _MODCONV = ("auto", "published")
 _OPS = ("auto", "ref")
-
-
-@functools.lru_cache(maxsize=None)
-def _cpu_has_avx512() -> bool:
-    """Whether torch's CPU kernels run at the AVX-512 capability on this machine."""
-    import torch
-
-    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +95,8 @@ class ComputePolicy:
     (off by default: 4x the multiply-adds, measured slower; module docstring)."""
     fold_filter_padding: bool = True
     """Reference upfirdn2d: equal padding goes into the filter convolution (no padded copy)."""
-    upconv_channels_last: bool = dataclasses.field(default_factory=_cpu_has_avx512)
-    """CPU float32 up-convolutions switch the activations to NHWC (default: on AVX-512 CPUs only;
-    module docstring)."""
+    upconv_channels_last: bool = True
+    """CPU float32 inference: up-convolutions switch the activations to NHWC (module docstring)."""
     planes_mean_as_sampled: bool = True
     """The decoder averages the planes in grid_sample's output layout (no copy; module docstring)."""
 
@@ -110,8 +108,7 @@ class ComputePolicy:
 
 
 FAST = ComputePolicy()
-"""The default: the fast paths that measured faster on this kind of CPU (polyphase_up and
-channels_last stay off; upconv_channels_last on AVX-512 only)."""
+"""The default: the fast paths that measured faster (polyphase_up and channels_last stay off)."""
 
 PUBLISHED = ComputePolicy(ops="ref", channels_last=False, modconv="published", inplace=False, polyphase_up=False,
                           fold_filter_padding=False, upconv_channels_last=False, planes_mean_as_sampled=False)
