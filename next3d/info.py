@@ -79,8 +79,13 @@ def _memory_summary() -> str:
 def _auto_use(op: str, device_type: str) -> str:
     """What impl='auto' runs for a built op: the compiled kernel or the reference (and why)."""
     if custom_ops.auto_choice(op, device_type) == "compiled":
-        return "the compiled kernel"
-    return "the reference (" + custom_ops.AUTO_REASON.get((op, device_type), "measured faster") + ")"
+        used = "the compiled kernel"
+    else:
+        used = "the reference (" + custom_ops.AUTO_REASON.get((op, device_type), "measured faster") + ")"
+    if op == "bias_act" and custom_ops.auto_choice("bias_act_inplace", device_type) == "ref":
+        why = custom_ops.AUTO_REASON.get(("bias_act_inplace", device_type), "measured faster")
+        used += f"; written in place (inference) the reference ({why})"
+    return used
 
 
 def _head_model() -> str:

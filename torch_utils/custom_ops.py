@@ -138,10 +138,17 @@ def cpu_link_flags() -> List[str]:
 # shapes, batch 1): bias_act compiled/ref 1.6-2.1x faster at 128^2-512^2 (kept compiled);
 # the upfirdn2d filter after an up-convolution 0.42-1.04x and upsample2d 0.69-1.6x of the
 # reference (oneDNN's depthwise convolution), so the CPU takes the reference.
-AUTO_PREFERENCE: Dict[tuple, str] = {("upfirdn2d", "cpu"): "ref"}
+# bias_act written in place (inference, `bias_act(..., inplace=True)`) is its own entry: the
+# reference's in-place ATen ops (add_, leaky_relu_, mul_, clamp_; no allocation) ran 1.6-4.9x
+# faster than the compiled in-place kernel at the generator's shapes, NCHW and NHWC (2-core
+# AVX-512 Xeon, 2026-12-04: (1, 128, 512^2) 32 vs 57 ms, (1, 128, 256^2) 2.8 vs 13.3 ms,
+# (1, 512, 64^2) 0.8 vs 2.6 ms; with ATen held to AVX2 30 vs 47, 2.7 vs 8.0, 0.8 vs 1.9 ms),
+# while out of place the compiled kernel still wins (86 vs 158 ms at (1, 128, 512^2)).
+AUTO_PREFERENCE: Dict[tuple, str] = {("upfirdn2d", "cpu"): "ref", ("bias_act_inplace", "cpu"): "ref"}
 AUTO_REASON: Dict[tuple, str] = {  # (op, device type) -> why the reference is preferred, for `next3d info`
     ("upfirdn2d", "cpu"): "oneDNN's depthwise convolution measured faster than the C++ kernel at the "
                           "generator's shapes",
+    ("bias_act_inplace", "cpu"): "in-place ATen ops measured faster than the C++ in-place kernel",
 }
 
 
