@@ -17,6 +17,11 @@ def _fmt(shape: Sequence) -> str:
     return "(" + ", ".join("*" if s is None else str(int(s)) for s in shape) + ")"
 
 
+def is_nhwc(x: torch.Tensor) -> bool:
+    """A 4-D channels-last tensor that is not also plain contiguous (NHWC in memory)."""
+    return x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def assert_shape(tensor: torch.Tensor, ref_shape: Sequence[Dim], name: str = "tensor") -> None:
     """Check `tensor.shape` against `ref_shape`; `None` in `ref_shape` matches any size.
 

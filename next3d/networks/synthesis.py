@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 
 from torch_utils import compute_policy
-from torch_utils.misc import assert_shape
+from torch_utils.misc import assert_shape, is_nhwc
 from torch_utils.ops import bias_act, conv2d_resample, upfirdn2d
 
 from .layers import (
@@ -250,7 +250,7 @@ class SynthesisBlock(torch.nn.Module):
             if x is None:
                 raise ValueError(f"SynthesisBlock b{self.resolution}: x is None but the block expects features")
             assert_shape(x, [ws.shape[0], self.in_channels, self.resolution // 2, self.resolution // 2], "x")
-            if (memory_format == torch.contiguous_format and x.dtype == dtype and _is_nhwc(x)
+            if (memory_format == torch.contiguous_format and x.dtype == dtype and is_nhwc(x)
                     and conv2d_resample.upconv_nhwc(x)):
                 memory_format = torch.channels_last  # conv0 would switch an NCHW copy back to NHWC
             x = x.to(dtype=dtype, memory_format=memory_format)
@@ -282,11 +282,6 @@ class SynthesisBlock(torch.nn.Module):
             f"img_channels={self.img_channels}, architecture={self.architecture}, use_fp16={self.use_fp16}"
         )
 
-
-
-def _is_nhwc(x: torch.Tensor) -> bool:
-    """A channels-last 4-D tensor that is not also plain contiguous."""
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def channels_per_resolution(resolutions: Sequence[int], channel_base: int, channel_max: int) -> dict:

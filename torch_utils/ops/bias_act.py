@@ -37,7 +37,7 @@ import math
 import torch
 
 from torch_utils import custom_ops
-from torch_utils.misc import ShapeError
+from torch_utils.misc import ShapeError, is_nhwc
 
 _IMPLS = ("auto", "ref", "cpp", "cuda")
 
@@ -150,15 +150,16 @@ def _bias_act_ref(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=N
     return x
 
 
-def _compiled_module(impl: str, x: torch.Tensor):
-    """The compiled module to use for `x`, or None for the reference."""
+def _compiled_module(impl: str, x: torch.Tensor, inplace: bool = False):
+    """The compiled module to use for `x`, or None for the reference. 'auto' written in place
+    has its own table entry, 'bias_act_inplace' (`custom_ops.AUTO_PREFERENCE`)."""
     dev = x.device.type
     if impl == "ref":
         return None
     if impl == "auto":
         if dev not in _LOADERS or x.dtype not in _COMPILED_DTYPES[dev]:
             return None
-        if custom_ops.auto_choice("bias_act", dev) != "compiled":
+        if custom_ops.auto_choice("bias_act_inplace" if inplace else "bias_act", dev) != "compiled":
             return None
         return _LOADERS[dev]()
     want = "cpu" if impl == "cpp" else "cuda"
@@ -197,8 +198,7 @@ def _bias_act_inplace_ref(x, b, dim, act, alpha, gain, clamp):
 
 def _nhwc(x: torch.Tensor, dim: int) -> bool:
     """x is a 4-D channels-last tensor with the bias along channels (not plain contiguous)."""
-    return (x.ndim == 4 and dim == 1 and not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last))
+    return dim == 1 and is_nhwc(x)
 
 
 def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, impl="auto", inplace=False):
@@ -222,11 +222,8 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, 
     from torch_utils import compute_policy
 
     dim, spec, alpha, gain, clamp = _resolve(x, b, dim, act, alpha, gain, clamp, impl)
-    module = _compiled_module(impl, x)
     inplace = bool(inplace) and compute_policy.current().inplace and not _records_grad(x, b)
-    if (inplace and module is not None and impl == "auto" and x.device.type == "cpu"
-            and custom_ops.auto_choice("bias_act_inplace", "cpu") == "ref"):
-        module = None  # in place, ATen's own ops beat the kernel (custom_ops.AUTO_PREFERENCE)
+    module = _compiled_module(impl, x, inplace)
     if module is None:
         if inplace:
             return _bias_act_inplace_ref(x, b, dim, act, alpha, gain, clamp)

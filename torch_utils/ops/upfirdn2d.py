@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_utils import compute_policy, custom_ops
-from torch_utils.misc import ShapeError
+from torch_utils.misc import ShapeError, is_nhwc
 
 _IMPLS = ("auto", "ref", "cpp", "cuda")
 _COMPILED_DTYPES = {
@@ -221,7 +221,7 @@ def _compiled_module(impl: str, x: torch.Tensor):
             return None
         if custom_ops.auto_choice("upfirdn2d", dev) != "compiled":
             return None
-        if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        if is_nhwc(x):
             return None  # the kernels read NCHW; the reference's depthwise conv runs NHWC as it is
         return _LOADERS[dev]()
     want = "cpu" if impl == "cpp" else "cuda"
